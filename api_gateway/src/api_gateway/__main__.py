@@ -1,0 +1,5 @@
+"""`python -m api_gateway` starts the gateway."""
+
+from api_gateway.main import run
+
+run()

@@ -1,0 +1,65 @@
+"""API gateway app: auth endpoints, and the forwarding middleware in front of them."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from svc_common.app import add_health_check, create_app, serve
+from svc_common.auth import TokenVerifier
+from svc_common.database import (
+    create_engine,
+    install_database_error_handler,
+    ping,
+    schema_lock,
+    session_factory,
+)
+from svc_common.health import HealthCheck
+
+from api_gateway.config import GatewaySettings
+from api_gateway.models import Base
+from api_gateway.proxy import GatewayProxyMiddleware, Upstream
+from api_gateway.routes import router
+from api_gateway.users import ensure_default_users
+
+
+def build_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway for these settings (read from the environment by default)."""
+    settings = settings or GatewaySettings()
+    verifier = TokenVerifier(settings.jwt_key, algorithms=(settings.jwt_algorithm,))
+    upstream = Upstream(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Open the user database and the balancer session; seed the default users."""
+        engine = create_engine(settings)
+        async with schema_lock(engine):
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            app.state.sessions = session_factory(engine)
+            await ensure_default_users(app.state.sessions)
+        await upstream.start()
+        add_health_check(app, HealthCheck("database", lambda: ping(engine)))
+        yield
+        await upstream.close()
+        await engine.dispose()
+
+    app = create_app(
+        settings,
+        title="API gateway",
+        description=(
+            "The public entry of the system. Log in with `POST /login` (or the Authorize "
+            "button), then call `/itens`, forwarded through the load balancer to the servers."
+        ),
+        lifespan=lifespan,
+        routers=[router],
+        middleware=[Middleware(GatewayProxyMiddleware, upstream=upstream, verifier=verifier)],
+    )
+    app.state.token_verifier = verifier
+    install_database_error_handler(app)
+    return app
+
+
+def run() -> None:
+    """Console entry point."""
+    serve("api_gateway.main:build_app", GatewaySettings())

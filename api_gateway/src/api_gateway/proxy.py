@@ -1,0 +1,126 @@
+"""Forwarding /itens to the load balancer: plain ASGI, token checked, body bounded."""
+
+import logging
+
+import aiohttp
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+from svc_common.auth import (
+    INVALID_TOKEN,
+    NOT_AUTHENTICATED,
+    TokenError,
+    TokenVerifier,
+    bearer_token,
+)
+from svc_common.envelope import error_response
+from svc_common.proxy import (
+    BodyTooLarge,
+    RelayInterrupted,
+    client_address,
+    forward,
+    new_session,
+    read_body,
+    route_label,
+    upstream_headers,
+)
+
+from api_gateway.config import GatewaySettings
+
+log = logging.getLogger("api_gateway.proxy")
+
+FORWARDED_PREFIX = "/itens"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def is_forwarded(path: str) -> bool:
+    """Paths that belong to the item servers."""
+    return path == FORWARDED_PREFIX or path.startswith(FORWARDED_PREFIX + "/")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class Upstream:
+    """The load balancer, reached through one keep-alive session."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the session (lifespan start)."""
+        self.session = new_session(
+            total_timeout=self.settings.upstream_timeout,
+            connect_timeout=self.settings.connect_timeout,
+            limit=self.settings.pool_limit,
+            limit_per_host=self.settings.pool_limit,
+        )
+
+    async def close(self) -> None:
+        """Close the session (lifespan end)."""
+        if self.session is not None:
+            await self.session.close()
+
+
+class GatewayProxyMiddleware:
+    """Checks the bearer token and forwards /itens; everything else goes to the app."""
+
+    def __init__(self, app: ASGIApp, *, upstream: Upstream, verifier: TokenVerifier) -> None:
+        self.app = app
+        self.upstream = upstream
+        self.verifier = verifier
+        self.max_body = upstream.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_forwarded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        scope["route_template"] = route_label(scope["path"])
+        refusal = self._refuse(scope)
+        if refusal is None:
+            try:
+                body = await read_body(receive, limit=self.max_body)
+            except BodyTooLarge:
+                refusal = self._too_large()
+            else:
+                refusal = await self._relay(scope, send, body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+
+    def _too_large(self) -> Response:
+        return error_response(413, f"Request body over {self.max_body} bytes")
+
+    def _refuse(self, scope: Scope) -> Response | None:
+        """A 401 or 413 decided from the headers alone, before reading the body."""
+        token = bearer_token(_header(scope, b"authorization"))
+        if token is None:
+            return error_response(401, NOT_AUTHENTICATED, headers=_CHALLENGE)
+        try:
+            self.verifier.verify(token)
+        except TokenError:
+            return error_response(401, INVALID_TOKEN, headers=_CHALLENGE)
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return self._too_large()
+        return None
+
+    async def _relay(self, scope: Scope, send: Send, body: bytes) -> Response | None:
+        """Forward to the balancer; the error to answer with when that fails."""
+        assert self.upstream.session is not None, "Upstream.start() was not called"
+        url = self.upstream.settings.load_balancer_url
+        headers = upstream_headers(scope, client_ip=client_address(scope))
+        try:
+            await forward(self.upstream.session, url, scope, send, body=body, headers=headers)
+        except RelayInterrupted:
+            log.warning("load balancer dropped a response midway")
+        except TimeoutError:
+            return error_response(504, "Upstream timed out")
+        except aiohttp.ClientConnectorError:
+            return error_response(503, "Load balancer unreachable", headers={"Retry-After": "1"})
+        except aiohttp.ClientError:
+            return error_response(502, "Bad gateway")
+        return None

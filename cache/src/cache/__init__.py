@@ -1,0 +1,1 @@
+"""Cache service: key/value with TTL and shared hit statistics."""

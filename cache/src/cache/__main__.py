@@ -1,0 +1,5 @@
+"""`python -m cache` starts the cache service."""
+
+from cache.main import run
+
+run()

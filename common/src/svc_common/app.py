@@ -1,0 +1,71 @@
+"""The app factory: every service gets the envelope, /saude, /metrics, /docs and request ids."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
+from starlette.types import Lifespan
+
+from svc_common.envelope import install_error_handlers
+from svc_common.health import HealthCheck, health_router
+from svc_common.logging import configure_logging
+from svc_common.metrics import metrics_router
+from svc_common.middleware import RequestContextMiddleware
+from svc_common.settings import ServiceSettings
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    lifespan: Lifespan[Any] | None = None,
+    routers: Sequence[APIRouter] = (),
+    middleware: Sequence[Middleware] = (),
+    served_by: bool = False,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """A FastAPI app wired the same way in every service."""
+    configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.health_checks = []
+    install_error_handlers(app)
+    app.include_router(health_router(settings.service_name))
+    app.include_router(metrics_router)
+    for router in routers:
+        app.include_router(router)
+    # Starlette puts the last added middleware outermost: service middleware runs inside ours.
+    for item in reversed(middleware):
+        app.add_middleware(item.cls, *item.args, **item.kwargs)
+    app.add_middleware(
+        RequestContextMiddleware,
+        served_by=settings.service_name if served_by else None,
+        access_log=settings.access_log,
+    )
+    return app
+
+
+def add_health_check(app: FastAPI, check: HealthCheck) -> None:
+    """Make /saude report one more dependency (called from a lifespan)."""
+    app.state.health_checks.append(check)
+
+
+def serve(factory_path: str, settings: ServiceSettings) -> None:
+    """Run one service under uvicorn (uvloop, httptools) from its app factory."""
+    uvicorn.run(
+        factory_path,
+        factory=True,
+        host=settings.host,
+        port=settings.porta,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # The gateway decides itself which proxies it trusts (TRUSTED_PROXIES).
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,76 @@
+"""Plain ASGI middleware on every request: request id, metrics, one access-log line."""
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from svc_common.logging import request_id_var
+from svc_common.metrics import observe
+
+access_log = logging.getLogger("access")
+
+# A client-supplied id is kept only if it cannot smuggle anything into logs or headers.
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def incoming_request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is safe, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _SAFE_REQUEST_ID.fullmatch(value):
+            return str(value.decode())
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template, so metrics labels stay bounded."""
+    route = scope.get("route")
+    template = getattr(route, "path", None) or scope.get("route_template")
+    return template if isinstance(template, str) else "unmatched"
+
+
+class RequestContextMiddleware:
+    """Tags each request with an id, echoes it, and records metrics and an access line."""
+
+    def __init__(self, app: ASGIApp, *, served_by: str | None = None, access_log: bool = True):
+        self.app = app
+        self.extra_headers = [(b"x-served-by", served_by.encode())] if served_by else []
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope)
+        token = request_id_var.set(request_id)
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", ()) if h[0] != b"x-request-id"]
+                headers.append(id_header)
+                headers.extend(self.extra_headers)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - start
+            method = scope["method"]
+            observe(method, route_template(scope), status, elapsed)
+            if self.access_log:
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    method,
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                )
+            request_id_var.reset(token)

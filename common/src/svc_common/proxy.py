@@ -1,0 +1,181 @@
+"""Forwarding one ASGI request over aiohttp: the shared core of the gateway and the balancer."""
+
+import socket
+from collections.abc import Iterable
+
+import aiohttp
+from starlette.types import Receive, Scope, Send
+from yarl import URL
+
+from svc_common.logging import request_id_var
+
+# RFC 9110 section 7.6.1, plus headers the client library or server sets itself.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_NOT_FORWARDED_UP = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"x-request-id",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+}
+# uvicorn writes its own date/server, and our middleware its own request id.
+_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
+RELAY_CHUNK = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded the configured limit."""
+
+
+def new_session(
+    *, total_timeout: float, connect_timeout: float, limit: int, limit_per_host: int
+) -> aiohttp.ClientSession:
+    """A keep-alive session for forwarding: no cookies, no decompression, no extra headers."""
+    connector = aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=limit_per_host,
+        ttl_dns_cache=10,
+        family=socket.AF_UNSPEC,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        raise_for_status=False,
+    )
+
+
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    # A Connection header names further hop-by-hop headers (RFC 9110 section 7.6.1).
+    return {
+        token.strip().lower()
+        for name, value in headers
+        if name == b"connection"
+        for token in value.split(b",")
+    }
+
+
+def client_address(scope: Scope) -> str:
+    """The peer's IP address as the server saw it."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def upstream_headers(scope: Scope, *, client_ip: str) -> list[tuple[str, str]]:
+    """End-to-end request headers plus X-Forwarded-* and the request id."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    dropped = _NOT_FORWARDED_UP | _connection_tokens(headers)
+    out: list[tuple[str, str]] = []
+    forwarded_for = ""
+    host = ""
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            forwarded_for = (
+                f"{forwarded_for}, {value.decode('latin-1')}"
+                if forwarded_for
+                else value.decode("latin-1")
+            )
+        elif name == b"host":
+            host = value.decode("latin-1")
+        elif name not in dropped:
+            out.append((name.decode("latin-1"), value.decode("latin-1")))
+    out.append(("X-Forwarded-For", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip))
+    out.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+    if host:
+        out.append(("X-Forwarded-Host", host))
+    out.append(("X-Request-ID", request_id_var.get()))
+    return out
+
+
+def upstream_url(base: str, scope: Scope) -> URL:
+    """base plus the request's path and query exactly as the client encoded them."""
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    target = base.rstrip("/") + path.decode("latin-1")
+    if query:
+        target += "?" + query.decode("latin-1")
+    return URL(target, encoded=True)
+
+
+async def read_body(receive: Receive, *, limit: int | None = None) -> bytes:
+    """The whole request body; BodyTooLarge past limit bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+class RelayInterrupted(Exception):
+    """The upstream failed after the response had started; the client connection is dropped."""
+
+
+async def relay_response(response: aiohttp.ClientResponse, send: Send) -> None:
+    """Stream an upstream response to the ASGI client, minus hop-by-hop headers."""
+    raw = response.raw_headers
+    dropped = _NOT_RELAYED_DOWN | _connection_tokens((n.lower(), v) for n, v in raw)
+    headers = [(name.lower(), value) for name, value in raw if name.lower() not in dropped]
+    start = {"type": "http.response.start", "status": response.status, "headers": headers}
+    length = response.content_length
+    if length is not None and length <= RELAY_CHUNK:
+        # Small bodies (almost every API answer) are read first, so a failure is still retryable.
+        body = await response.read()
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send(start)
+    try:
+        async for chunk in response.content.iter_chunked(RELAY_CHUNK):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise RelayInterrupted from exc
+    await send({"type": "http.response.body", "body": b""})
+
+
+def route_label(path: str, known: frozenset[str] = frozenset({"itens"})) -> str:
+    """A bounded metrics label for a forwarded path: /itens, /itens/{id} or unmatched."""
+    first, _, rest = path.lstrip("/").partition("/")
+    if first not in known:
+        return "unmatched"
+    return f"/{first}/{{id}}" if rest else f"/{first}"
+
+
+async def forward(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    scope: Scope,
+    send: Send,
+    *,
+    body: bytes,
+    headers: list[tuple[str, str]],
+) -> int:
+    """Send the request to base_url and relay the answer; returns the upstream status."""
+    async with session.request(
+        scope["method"], upstream_url(base_url, scope), headers=headers, data=body or None
+    ) as response:
+        await relay_response(response, send)
+        return response.status

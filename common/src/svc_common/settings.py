@@ -1,0 +1,94 @@
+"""Settings base shared by every service (pydantic-settings, seed env names)."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Dev mode only: a key everyone knows, which is why production refuses it.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
+WELL_KNOWN_KEYS = frozenset(
+    {
+        DEV_SECRET_KEY,
+        "sua_chave_secreta_aqui",
+        "secret",
+        "changeme",
+        "change-me",
+        "your-secret-key",
+        "your_secret_key",
+        "supersecret",
+        "secret_key",
+    }
+)
+MIN_SECRET_LENGTH = 32
+DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def split_commas(value: Any) -> Any:
+    """Turn 'a, b,c' into ['a', 'b', 'c'], leaving lists alone."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    service_name: str
+    porta: int = Field(ge=1, le=65535)
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    dev_mode: bool = False
+
+
+class AuthSettings(ServiceSettings):
+    """Settings of a service that verifies the gateway's JWTs."""
+
+    secret_key: SecretStr | None = None
+    jwt_algorithm: Literal["HS256"] = "HS256"
+
+    @model_validator(mode="after")
+    def _require_strong_key(self) -> "AuthSettings":
+        key = self.secret_key.get_secret_value() if self.secret_key else None
+        if key is None and self.dev_mode:
+            self.secret_key = SecretStr(DEV_SECRET_KEY)
+            return self
+        if self.dev_mode:
+            return self
+        if key is None:
+            raise ValueError(
+                "SECRET_KEY is required (set DEV_MODE=true only for local development)"
+            )
+        if len(key) < MIN_SECRET_LENGTH:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
+        if key in WELL_KNOWN_KEYS:
+            raise ValueError(
+                "SECRET_KEY is a well-known value; generate one (openssl rand -hex 32)"
+            )
+        return self
+
+    @property
+    def jwt_key(self) -> str:
+        """The verified signing key."""
+        assert self.secret_key is not None  # guaranteed by the validator
+        return self.secret_key.get_secret_value()
+
+
+class DatabaseSettings(ServiceSettings):
+    """Settings of a service that owns tables."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return value.strip() or DEFAULT_DATABASE_URL

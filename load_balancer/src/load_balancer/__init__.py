@@ -1,0 +1,1 @@
+"""Load balancer: spreads /itens traffic over the item servers."""

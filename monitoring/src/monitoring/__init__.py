@@ -1,0 +1,1 @@
+"""Monitoring: health of every service, alerts and a dashboard."""

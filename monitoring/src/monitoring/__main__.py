@@ -1,0 +1,5 @@
+"""`python -m monitoring` starts the monitor."""
+
+from monitoring.main import run
+
+run()

@@ -1,0 +1,49 @@
+"""What clients send and receive on /itens."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+# A fixed-point price in the database, a plain JSON number on the wire (99.99, not "99.99").
+Preco = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=12, decimal_places=2, examples=[99.99]),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+
+
+class ItemIn(BaseModel):
+    """An item as created or replaced (POST, PUT)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    nome: str = Field(min_length=1, max_length=100, examples=["Item Teste"])
+    descricao: str = Field(default="", max_length=500, examples=["Descrição"])
+    preco: Preco
+
+    @field_validator("descricao", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return "" if value is None else value
+
+
+class ItemOut(BaseModel):
+    """An item as stored."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    nome: str
+    descricao: str
+    preco: Preco
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        # SQLite hands back naive datetimes; they were written as UTC.
+        return value if value.tzinfo else value.replace(tzinfo=UTC)

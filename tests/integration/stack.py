@@ -1,0 +1,144 @@
+"""Starts the six services as real uvicorn processes on free loopback ports."""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+# name -> (module run with `python -m`, extra environment)
+SERVICES: dict[str, tuple[str, dict[str, str]]] = {
+    "server": ("server", {"SERVICE_NAME": "server"}),
+    "server2": ("server", {"SERVICE_NAME": "server2"}),
+    "load_balancer": ("load_balancer", {}),
+    "api_gateway": ("api_gateway", {}),
+    "cache": ("cache", {}),
+    "monitoring": ("monitoring", {}),
+}
+# Settings a developer's shell might carry that must not leak into the processes under test.
+_SCRUBBED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEV_MODE",
+    "SERVIDORES",
+    "LOAD_BALANCER_URL",
+    "MONITOR_TARGETS",
+    "PORTA",
+    "SERVICE_NAME",
+    "HOST",
+)
+STARTUP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """One running system: six processes sharing a database and (maybe) Redis."""
+
+    name: str
+    workdir: Path
+    database_url: str
+    redis_url: str | None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        """Base URL of a service."""
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def env(self, service: str) -> dict[str, str]:
+        """The environment a user would set for this service."""
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        env |= {
+            "PORTA": str(self.ports[service]),
+            "HOST": "127.0.0.1",
+            "SECRET_KEY": self.secret_key,
+            "DEV_MODE": "false",
+            "DATABASE_URL": self.database_url,
+            "SERVIDORES": f"{self.url('server')},{self.url('server2')}",
+            "LOAD_BALANCER_URL": self.url("load_balancer"),
+            "MONITOR_TARGETS": ",".join(f"{s}={self.url(s)}" for s in SERVICES),
+            "POLL_INTERVAL": "0.5",
+            "LOG_FORMAT": "json",
+        }
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        env |= SERVICES[service][1] | self.extra_env
+        return env
+
+    def log_path(self, service: str) -> Path:
+        """Where the service's output goes (kept for debugging a failure)."""
+        return self.workdir / f"{service}.log"
+
+    def start(self, service: str) -> None:
+        """Launch one service; does not wait for it."""
+        module = SERVICES[service][0]
+        with self.log_path(service).open("ab") as log:
+            self.procs[service] = subprocess.Popen(
+                [sys.executable, "-m", module],
+                env=self.env(service),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_healthy(self, service: str, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Block until /saude answers 200; fail with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[service]
+            if proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url(service)}/saude", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        tail = self.log_path(service).read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{service} did not become healthy ({self.name}):\n{tail}")
+
+    def start_all(self) -> None:
+        """Start all six and wait until each is healthy."""
+        for service in SERVICES:
+            self.start(service)
+        for service in SERVICES:
+            self.wait_healthy(service)
+
+    def signal(self, service: str, sig: signal.Signals) -> None:
+        """Send a signal to one service and reap it."""
+        proc = self.procs[service]
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+
+    def restart(self, service: str) -> None:
+        """Start a stopped service again and wait for it."""
+        self.start(service)
+        self.wait_healthy(service)
+
+    def stop_all(self) -> None:
+        """SIGTERM everything still running, SIGKILL what does not exit."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
