@@ -80,3 +80,5 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
         logging.getLogger(name).propagate = True
     # Our middleware logs one access line with the request id; uvicorn's would double it.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request at INFO; the monitor's polls would drown everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -12,6 +12,9 @@ from svc_common.metrics import observe
 
 access_log = logging.getLogger("access")
 
+# Polled every few seconds by monitors and probes: logged only at DEBUG to keep logs readable.
+QUIET_PATHS = frozenset({"/saude", "/metrics"})
+
 # A client-supplied id is kept only if it cannot smuggle anything into logs or headers.
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
@@ -66,7 +69,8 @@ class RequestContextMiddleware:
             method = scope["method"]
             observe(method, route_template(scope), status, elapsed)
             if self.access_log:
-                access_log.info(
+                access_log.log(
+                    logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO,
                     "%s %s %d %.1fms",
                     method,
                     scope["path"],

@@ -35,8 +35,10 @@ class TargetState:
         """Store one probe result and forget what fell out of the window."""
         now = time.time()
         if up != self.up:
-            if self.up is not None:
-                log.warning("%s is now %s (%s)", self.name, "up" if up else "down", error or "ok")
+            if up:
+                log.info("%s is up", self.name)
+            else:
+                log.warning("%s is down: %s", self.name, error)
             self.since = now
         self.up, self.latency_ms, self.error, self.checked_at = up, latency_ms, error, now
         self.history.append((now, up))
