@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help up sync lint typecheck unit integration test clean
+.PHONY: help up sync system-deps lint typecheck unit integration test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ up: sync ## Start all six services on 8000-8005 (Ctrl-C stops them)
 	PATH="$(VENV_BIN):$$PATH" DEV_MODE="$${DEV_MODE:-true}" \
 		$(VENV_BIN)/supervisord -n -c scripts/supervisord.conf
 
+system-deps: ## Install the Debian packages the tests drive (chromium, wrk, ...) when missing
+	@scripts/system_deps.sh
+
 lint: sync ## ruff lint and format check
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
@@ -36,10 +39,10 @@ typecheck: sync ## mypy --strict over every package
 unit: sync ## Unit tests of each service (no processes, no network)
 	$(VENV_BIN)/pytest -q -m "not integration"
 
-integration: sync ## Real processes on free ports, on PostgreSQL+Redis and on the embedded defaults
+integration: sync system-deps ## Real processes on free ports, on PostgreSQL+Redis and on the embedded defaults
 	$(VENV_BIN)/pytest -q -m integration
 
-test: lint typecheck ## Everything: lint, types, unit and integration tests
+test: lint typecheck system-deps ## Everything: lint, types, unit and integration tests
 	$(VENV_BIN)/pytest -q
 
 clean: ## Remove the environment, local data and caches
