@@ -2,7 +2,7 @@
 
 import pytest
 from monitoring.config import DEFAULT_TARGETS, MonitorSettings
-from monitoring.poller import TargetState
+from monitoring.targets import TargetState
 from pydantic import ValidationError
 
 

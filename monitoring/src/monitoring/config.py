@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import NoDecode
 from svc_common.settings import ServiceSettings
 
@@ -17,7 +17,7 @@ DEFAULT_TARGETS = {
 
 
 class MonitorSettings(ServiceSettings):
-    """MONITOR_TARGETS is `name=url` pairs separated by commas."""
+    """MONITOR_TARGETS is `name=url` pairs separated by commas; ALERT_* tune the alert rules."""
 
     service_name: str = "monitoring"
     porta: int = Field(default=8005, ge=1, le=65535)
@@ -27,6 +27,31 @@ class MonitorSettings(ServiceSettings):
     poll_interval: float = Field(default=2.0, gt=0, description="Seconds between polls")
     probe_timeout: float = Field(default=2.0, gt=0)
     uptime_window: int = Field(default=3600, ge=10, description="Seconds of history for uptime %")
+    rate_window: float = Field(
+        default=60.0, gt=0, description="Seconds over which rates and quantiles are computed"
+    )
+    chart_window: float = Field(default=900.0, gt=0, description="Seconds of chart history")
+    balancer_target: str = Field(default="load_balancer", description="Target that balances")
+    cache_target: str = Field(default="cache", description="Target whose hit ratio is charted")
+
+    alert_down_for: float = Field(default=15.0, ge=0)
+    alert_latency_p95_ms: float = Field(default=500.0, gt=0)
+    alert_latency_for: float = Field(default=60.0, ge=0)
+    alert_error_ratio: float = Field(default=0.05, gt=0, le=1)
+    alert_error_for: float = Field(default=60.0, ge=0)
+    alert_cache_hit_ratio: float = Field(default=0.8, ge=0, le=1)
+    alert_cache_for: float = Field(default=120.0, ge=0)
+    alert_backend_for: float = Field(default=10.0, ge=0)
+    alert_min_rate: float = Field(
+        default=0.05, ge=0, description="Requests/s below which ratio and latency rules stay quiet"
+    )
+    alert_history: int = Field(default=500, ge=1, description="Alert transitions kept")
+
+    alert_webhook_url: AnyHttpUrl | None = None
+    alert_webhook_retries: int = Field(default=3, ge=0)
+    alert_webhook_timeout: float = Field(default=5.0, gt=0)
+    alert_webhook_backoff: float = Field(default=0.5, gt=0, description="First retry delay, s")
+    external_url: str = Field(default="", description="Base URL of this monitor in alert links")
 
     @field_validator("monitor_targets", mode="before")
     @classmethod
@@ -42,3 +67,8 @@ class MonitorSettings(ServiceSettings):
         if not targets:
             raise ValueError("MONITOR_TARGETS names no target")
         return targets
+
+    @field_validator("alert_webhook_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value

@@ -1,77 +1,47 @@
-"""Polls every target's /saude on an interval and keeps what it saw."""
+"""Polls every target's /saude and /metrics concurrently on an interval."""
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import httpx
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from monitoring.config import MonitorSettings
+from monitoring.scrape import parse_metrics
+from monitoring.series import Series
+from monitoring.targets import TargetState, backends_from_status
 
 log = logging.getLogger(__name__)
 
 UP = Gauge("up", "1 when the service answered its health check, else 0.", ["service"])
 PROBE_LATENCY = Gauge("probe_latency_seconds", "Duration of the last health probe.", ["service"])
-
-
-@dataclass
-class TargetState:
-    """What the monitor knows about one service."""
-
-    name: str
-    url: str
-    up: bool | None = None
-    latency_ms: float | None = None
-    error: str | None = None
-    checked_at: float | None = None
-    since: float = field(default_factory=time.time)
-    history: deque[tuple[float, bool]] = field(default_factory=deque)
-
-    def record(self, up: bool, latency_ms: float, error: str | None, window: int) -> None:
-        """Store one probe result and forget what fell out of the window."""
-        now = time.time()
-        if up != self.up:
-            if up:
-                log.info("%s is up", self.name)
-            else:
-                log.warning("%s is down: %s", self.name, error)
-            self.since = now
-        self.up, self.latency_ms, self.error, self.checked_at = up, latency_ms, error, now
-        self.history.append((now, up))
-        while self.history and self.history[0][0] < now - window:
-            self.history.popleft()
-
-    @property
-    def uptime_percent(self) -> float | None:
-        """Share of probes in the window that found the service up."""
-        if not self.history:
-            return None
-        return round(100 * sum(ok for _, ok in self.history) / len(self.history), 2)
-
-    def snapshot(self) -> dict[str, object]:
-        """The state as /health shows it."""
-        return {
-            "name": self.name,
-            "url": self.url,
-            "status": "unknown" if self.up is None else "up" if self.up else "down",
-            "latency_ms": self.latency_ms,
-            "uptime_percent": self.uptime_percent,
-            "error": self.error,
-            "checked_at": self.checked_at,
-            "since": self.since,
-        }
+SCRAPE_DURATION = Gauge(
+    "monitor_scrape_duration_seconds", "Duration of the last /metrics scrape.", ["service"]
+)
+SCRAPE_FAILURES = Counter(
+    "monitor_scrape_failures_total", "Scrapes of /metrics that failed.", ["service"]
+)
+CYCLE_DURATION = Gauge(
+    "monitor_poll_cycle_seconds", "Wall time of the last poll of every target, parsing included."
+)
 
 
 class Poller:
-    """Runs the probes concurrently in a background task."""
+    """Runs the probes and scrapes in a background task and keeps what they saw."""
 
     def __init__(self, settings: MonitorSettings) -> None:
         self.settings = settings
-        self.targets = {n: TargetState(n, u) for n, u in settings.monitor_targets.items()}
+        self.targets = {
+            n: TargetState(n, u, rate_window=settings.rate_window)
+            for n, u in settings.monitor_targets.items()
+        }
+        self.series = Series(settings.chart_window)
+        self.traffic: dict[str, dict[str, float | None]] = {}
+        self.after_cycle: list[Callable[[], object]] = []
         self._client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -91,12 +61,32 @@ class Poller:
 
     async def _loop(self) -> None:
         while True:
-            await self.poll_once()
-            await asyncio.sleep(self.settings.poll_interval)
+            started = time.monotonic()
+            try:
+                await self.poll_once()
+            except Exception:
+                # One bad cycle (a parse bug, a hook) must not end monitoring for good.
+                log.exception("poll cycle failed")
+            elapsed = time.monotonic() - started
+            CYCLE_DURATION.set(elapsed)
+            await asyncio.sleep(max(0.0, self.settings.poll_interval - elapsed))
 
     async def poll_once(self) -> None:
-        """Probe every target once, concurrently."""
-        await asyncio.gather(*(self._probe(t) for t in self.targets.values()))
+        """Probe and scrape every target once, concurrently, then run the hooks."""
+        await asyncio.gather(*(self._poll(t) for t in self.targets.values()))
+        self.traffic = {name: t.traffic() for name, t in self.targets.items()}
+        hit_ratio, _ = self.cache_hit_ratio()
+        points = {
+            name: {"up": None if t.up is None else float(t.up), "latency_ms": t.latency_ms}
+            | self.traffic[name]
+            for name, t in self.targets.items()
+        }
+        self.series.add(time.time(), points, hit_ratio)
+        for hook in self.after_cycle:
+            hook()
+
+    async def _poll(self, target: TargetState) -> None:
+        await asyncio.gather(self._probe(target), self._scrape(target))
 
     async def _probe(self, target: TargetState) -> None:
         assert self._client is not None
@@ -113,3 +103,76 @@ class Poller:
         target.record(up, round(latency * 1000, 1), error, self.settings.uptime_window)
         UP.labels(target.name).set(1 if up else 0)
         PROBE_LATENCY.labels(target.name).set(latency)
+
+    async def _scrape(self, target: TargetState) -> None:
+        assert self._client is not None
+        started = time.perf_counter()
+        try:
+            response = await self._client.get(f"{target.url}/metrics")
+            response.raise_for_status()
+            scrape = parse_metrics(response.text)
+            if target.name == self.settings.balancer_target:
+                target.backend_source = "metrics" if scrape.backend_requests else None
+                if not scrape.backend_requests:
+                    status = await self._client.get(f"{target.url}/status")
+                    if status.status_code == 200:
+                        requests, healthy = backends_from_status(status.json())
+                        scrape.backend_requests = requests
+                        scrape.backend_healthy = healthy or scrape.backend_healthy
+                        target.backend_source = "status" if requests else None
+        except (httpx.HTTPError, ValueError) as exc:
+            SCRAPE_FAILURES.labels(target.name).inc()
+            # No scrape, no rates: a dead service's old traffic must not linger on the charts.
+            target.window.clear()
+            target.last_scrape = target.scraped_at = None
+            target.scrape_error = type(exc).__name__
+            return
+        finally:
+            SCRAPE_DURATION.labels(target.name).set(time.perf_counter() - started)
+        target.record_scrape(scrape, None, time.monotonic())
+
+    def target_named(self, url: str) -> str | None:
+        """The target whose base URL is `url` (maps a backend URL to a service name)."""
+        url = url.rstrip("/")
+        return next((t.name for t in self.targets.values() if t.url == url), None)
+
+    def balancer(self) -> dict[str, Any]:
+        """The balancer's split of requests across its backends, and their health."""
+        lb = self.targets.get(self.settings.balancer_target)
+        scrape = lb.last_scrape if lb else None
+        if lb is None or scrape is None:
+            return {"target": self.settings.balancer_target, "source": None, "backends": []}
+        rates = lb.window.backend_rates()
+        total_rate = sum(rates.values())
+        backends = []
+        for backend in sorted(scrape.backend_requests.keys() | scrape.backend_healthy.keys()):
+            healthy = scrape.backend_healthy.get(backend)
+            rate = rates.get(backend, 0.0)
+            backends.append(
+                {
+                    "backend": backend,
+                    "name": self.target_named(backend),
+                    "state": None if healthy is None else "up" if healthy else "ejected",
+                    "requests_total": scrape.backend_requests.get(backend),
+                    "request_rate": round(rate, 3),
+                    "share": round(rate / total_rate, 4) if total_rate > 0 else None,
+                }
+            )
+        return {"target": lb.name, "source": lb.backend_source, "backends": backends}
+
+    def cache_hit_ratio(self) -> tuple[float | None, float | None]:
+        """(hit ratio, lookups per second) of the cache target over the rate window."""
+        cache = self.targets.get(self.settings.cache_target)
+        return cache.cache_hit_ratio() if cache else (None, None)
+
+    def cache(self) -> dict[str, Any]:
+        """The cache's hit ratio and where it was read from."""
+        cache = self.targets.get(self.settings.cache_target)
+        ratio, rate = self.cache_hit_ratio()
+        scrape = cache.last_scrape if cache else None
+        return {
+            "target": self.settings.cache_target,
+            "source": scrape.cache_source if scrape else None,
+            "hit_ratio": ratio,
+            "lookup_rate": rate,
+        }

@@ -1,72 +1,113 @@
-"""/health, /alerts and /dashboard."""
+"""/health, /stats, /alerts and /dashboard."""
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
 from svc_common.envelope import Envelope
 
+from monitoring.alerts import AlertEngine
 from monitoring.poller import Poller
+from monitoring.schemas import (
+    AlertEvent,
+    AlertOut,
+    BalancerSplit,
+    CacheRatio,
+    History,
+    Overview,
+    RuleOut,
+    ServiceHealth,
+    ServiceTraffic,
+    Stats,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter(tags=["monitoring"])
 
 
-class Overview(BaseModel):
-    """Every service's state."""
-
-    status: str
-    services: list[dict[str, Any]]
-
-
-class Alert(BaseModel):
-    """A condition that needs a human."""
-
-    name: str
-    service: str
-    severity: str
-    state: str
-    since: float
-    summary: str
-
-
-def _poller(request: Request) -> Poller:
+def get_poller(request: Request) -> Poller:
+    """The poller started in the lifespan."""
     poller: Poller = request.app.state.poller
     return poller
 
 
+def get_alerts(request: Request) -> AlertEngine:
+    """The alert engine fed by the poller."""
+    engine: AlertEngine = request.app.state.alerts
+    return engine
+
+
+PollerDep = Annotated[Poller, Depends(get_poller)]
+AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
+
+
 @router.get("/health", summary="State of every service")
-async def health(request: Request) -> Envelope[Overview]:
+async def health(poller: PollerDep) -> Envelope[Overview]:
     """Up/down, probe latency and uptime over the window for each target."""
-    services = [t.snapshot() for t in _poller(request).targets.values()]
-    down = [s["name"] for s in services if s["status"] == "down"]
+    services = [ServiceHealth.model_validate(t.snapshot()) for t in poller.targets.values()]
+    down = [s.name for s in services if s.status == "down"]
     return Envelope(
         data=Overview(status="degraded" if down else "ok", services=services),
-        message=f"down: {', '.join(map(str, down))}" if down else "all services up",
+        message=f"down: {', '.join(down)}" if down else "all services up",
     )
 
 
-@router.get("/alerts", summary="Active alerts")
-async def alerts(request: Request) -> Envelope[list[Alert]]:
-    """One firing ServiceDown alert per service whose health check fails."""
-    active = [
-        Alert(
-            name="ServiceDown",
-            service=t.name,
-            severity="critical",
-            state="firing",
-            since=t.since,
-            summary=f"{t.name} is not answering /saude ({t.error})",
+@router.get("/stats", summary="Traffic, balancer split and cache hit ratio")
+async def stats(poller: PollerDep) -> Envelope[Stats]:
+    """Request rate, error ratio and p50/p95/p99 per service over RATE_WINDOW, from /metrics."""
+    services = [
+        ServiceTraffic.model_validate(
+            {"name": name, "scrape_error": poller.targets[name].scrape_error} | traffic
         )
-        for t in _poller(request).targets.values()
-        if t.up is False
+        for name, traffic in poller.traffic.items()
     ]
-    return Envelope(data=active, message=f"{len(active)} active alert(s)")
+    return Envelope(
+        data=Stats(
+            window_seconds=poller.settings.rate_window,
+            services=services,
+            balancer=BalancerSplit.model_validate(poller.balancer()),
+            cache=CacheRatio.model_validate(poller.cache()),
+        )
+    )
+
+
+@router.get("/stats/history", summary="Chart points")
+async def history(
+    poller: PollerDep,
+    since: Annotated[float | None, Query(description="Only points newer than this epoch")] = None,
+) -> Envelope[History]:
+    """One point per poll over CHART_WINDOW; pass the last `t` seen as `since` for the rest."""
+    return Envelope(data=History.model_validate(poller.series.since(since)))
+
+
+@router.get("/alerts", summary="Active alerts")
+async def alerts(
+    engine: AlertsDep,
+    state: Annotated[Literal["pending", "firing"] | None, Query()] = None,
+) -> Envelope[list[AlertOut]]:
+    """Pending and firing alerts, firing first; `state` narrows to one of them."""
+    active = [AlertOut.model_validate(a.to_dict()) for a in engine.alerts(state)]
+    firing = sum(a.state == "firing" for a in active)
+    return Envelope(data=active, message=f"{firing} firing, {len(active) - firing} pending")
+
+
+@router.get("/alerts/history", summary="Alert state changes")
+async def alert_history(
+    engine: AlertsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Envelope[list[AlertEvent]]:
+    """The latest transitions (pending, firing, resolved, inactive), newest first."""
+    events = list(engine.history)[-limit:][::-1]
+    return Envelope(data=[AlertEvent.model_validate(e) for e in events])
+
+
+@router.get("/alerts/rules", summary="Alert rules")
+async def alert_rules(engine: AlertsDep) -> Envelope[list[RuleOut]]:
+    """Every rule with its threshold and `for` duration, as configured."""
+    return Envelope(data=[RuleOut.model_validate(r.describe()) for r in engine.rules])
 
 
 @router.get("/dashboard", summary="Live dashboard (HTML)", response_class=FileResponse)
 async def dashboard() -> FileResponse:
-    """A page that refreshes itself from /health and /alerts."""
+    """A page that refreshes itself from /health, /stats, /stats/history and /alerts."""
     return FileResponse(STATIC_DIR / "dashboard.html", media_type="text/html")

@@ -1,0 +1,124 @@
+"""Shapes of what the monitor's JSON endpoints return."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+State = Literal["up", "down", "unknown"]
+
+
+class ServiceHealth(BaseModel):
+    """One target as the last probe saw it."""
+
+    name: str
+    url: str
+    status: State
+    latency_ms: float | None = Field(description="Duration of the last /saude probe")
+    uptime_percent: float | None = Field(description="Share of good probes over UPTIME_WINDOW")
+    error: str | None
+    checked_at: float | None
+    since: float = Field(description="When the current status began (epoch seconds)")
+
+
+class Overview(BaseModel):
+    """Every service's state."""
+
+    status: Literal["ok", "degraded"]
+    services: list[ServiceHealth]
+
+
+class ServiceTraffic(BaseModel):
+    """Rates and quantiles over RATE_WINDOW, from the service's /metrics."""
+
+    name: str
+    request_rate: float | None = Field(description="Requests per second")
+    error_ratio: float | None = Field(description="Share of requests answered with 5xx")
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    scrape_error: str | None
+
+
+class BackendShare(BaseModel):
+    """One backend of the balancer."""
+
+    backend: str
+    name: str | None = Field(description="The monitored target at that URL, if any")
+    state: Literal["up", "ejected"] | None
+    requests_total: float | None
+    request_rate: float
+    share: float | None = Field(description="Fraction of the balancer's requests over the window")
+
+
+class BalancerSplit(BaseModel):
+    """How the balancer spreads requests; `source` says where it was read."""
+
+    target: str
+    source: Literal["metrics", "status"] | None
+    backends: list[BackendShare]
+
+
+class CacheRatio(BaseModel):
+    """Cache hit ratio over the window; `source` says which counters it came from."""
+
+    target: str
+    source: Literal["metrics", "http"] | None
+    hit_ratio: float | None
+    lookup_rate: float | None
+
+
+class Stats(BaseModel):
+    """What the dashboard charts, as of the last poll."""
+
+    window_seconds: float
+    services: list[ServiceTraffic]
+    balancer: BalancerSplit
+    cache: CacheRatio
+
+
+class History(BaseModel):
+    """Chart points newer than `since`, one column per series."""
+
+    window_seconds: float = Field(description="How far back the charts go (CHART_WINDOW)")
+    t: list[float]
+    services: dict[str, dict[str, list[float | None]]]
+    cache_hit_ratio: list[float | None]
+
+
+class AlertOut(BaseModel):
+    """An alert that is pending or firing."""
+
+    name: str
+    service: str | None
+    labels: dict[str, str]
+    severity: str
+    state: Literal["pending", "firing", "resolved"]
+    summary: str
+    value: float | None
+    active_at: float
+    fired_at: float | None
+    resolved_at: float | None
+    since: float
+    fingerprint: str
+
+
+class AlertEvent(BaseModel):
+    """One state change of an alert."""
+
+    at: float
+    name: str
+    labels: dict[str, str]
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    summary: str
+    value: float | None
+    fingerprint: str
+
+
+class RuleOut(BaseModel):
+    """An alert rule with its configured threshold and `for` duration."""
+
+    name: str
+    severity: str
+    for_seconds: float
+    expr: str

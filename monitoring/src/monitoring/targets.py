@@ -1,0 +1,134 @@
+"""What the monitor remembers of one service: health probes and scraped traffic."""
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitoring.scrape import HEALTHY_STATES, Scrape, Window, delta, histogram_quantile
+
+log = logging.getLogger(__name__)
+
+QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+
+
+@dataclass
+class TargetState:
+    """Health history and the traffic window of one service."""
+
+    name: str
+    url: str
+    rate_window: float = 60.0
+    up: bool | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    checked_at: float | None = None
+    since: float = field(default_factory=time.time)
+    history: deque[tuple[float, bool]] = field(default_factory=deque)
+    last_scrape: Scrape | None = None
+    scraped_at: float | None = None
+    scrape_error: str | None = None
+    backend_source: str | None = None
+    window: Window = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.window = Window(self.rate_window)
+
+    def record(self, up: bool, latency_ms: float, error: str | None, window: int) -> None:
+        """Store one probe result and forget what fell out of the window."""
+        now = time.time()
+        if up != self.up:
+            if up:
+                log.info("%s is up", self.name)
+            else:
+                log.warning("%s is down: %s", self.name, error)
+            self.since = now
+        self.up, self.latency_ms, self.error, self.checked_at = up, latency_ms, error, now
+        self.history.append((now, up))
+        while self.history and self.history[0][0] < now - window:
+            self.history.popleft()
+
+    def record_scrape(self, scrape: Scrape | None, error: str | None, at: float) -> None:
+        """Fold one /metrics scrape (monotonic time `at`) into the rate window."""
+        self.scrape_error = error
+        if scrape is None:
+            return
+        if self.last_scrape is not None and self.scraped_at is not None:
+            self.window.add(delta(self.last_scrape, scrape, at=at, seconds=at - self.scraped_at))
+        self.last_scrape, self.scraped_at = scrape, at
+
+    @property
+    def uptime_percent(self) -> float | None:
+        """Share of probes in the window that found the service up."""
+        if not self.history:
+            return None
+        return round(100 * sum(ok for _, ok in self.history) / len(self.history), 2)
+
+    @property
+    def status(self) -> str:
+        """up, down or unknown (not probed yet)."""
+        return "unknown" if self.up is None else "up" if self.up else "down"
+
+    def snapshot(self) -> dict[str, object]:
+        """The state as /health shows it."""
+        return {
+            "name": self.name,
+            "url": self.url,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "uptime_percent": self.uptime_percent,
+            "error": self.error,
+            "checked_at": self.checked_at,
+            "since": self.since,
+        }
+
+    def traffic(self) -> dict[str, float | None]:
+        """Request rate, 5xx ratio and latency quantiles (ms) over the rate window."""
+        requests = self.window.rate("requests")
+        errors = self.window.rate("errors")
+        buckets = self.window.buckets()
+        ratio = errors / requests if requests and errors is not None else None
+        stats: dict[str, float | None] = {
+            "request_rate": _round(requests, 3),
+            "error_ratio": _round(ratio, 4),
+        }
+        for key, q in QUANTILES.items():
+            seconds = histogram_quantile(q, buckets) if requests else None
+            stats[key] = _round(seconds * 1000, 2) if seconds is not None else None
+        return stats
+
+    def cache_hit_ratio(self) -> tuple[float | None, float | None]:
+        """(hit ratio, lookups per second) over the rate window."""
+        hits, misses = self.window.rate("cache_hits"), self.window.rate("cache_misses")
+        if hits is None or misses is None or hits + misses <= 0:
+            return None, None
+        return round(hits / (hits + misses), 4), round(hits + misses, 3)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def backends_from_status(body: Any) -> tuple[dict[str, float], dict[str, bool]]:
+    """Request counters and health of each backend from the balancer's /status JSON."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict):
+        data = data.get("backends")
+    requests: dict[str, float] = {}
+    healthy: dict[str, bool] = {}
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        key = item.get("url") or item.get("backend") or item.get("name")
+        if not isinstance(key, str):
+            continue
+        if isinstance(item.get("requests"), int | float):
+            requests[key] = float(item["requests"])
+        if isinstance(item.get("healthy"), bool):
+            healthy[key] = item["healthy"]
+        elif isinstance(item.get("ejected"), bool):
+            healthy[key] = not item["ejected"]
+        elif isinstance(state := item.get("state") or item.get("status"), str):
+            healthy[key] = state.lower() in HEALTHY_STATES
+    return requests, healthy
