@@ -106,19 +106,27 @@ def test_latency_and_error_rules_use_configured_thresholds_and_a_minimum_rate() 
     assert values == {"HighErrorRate": 0.2, "HighLatencyP95": 250}
 
 
-def feed_cache(poller: Poller, hits: float, misses: float) -> None:
-    """Put ten seconds of cache lookups in the cache target's window."""
-    window = poller.targets["cache"].window
-    change = Delta(0, 10, 0, 0, {}, {}, hits, misses)
-    window.add(change)
+def feed_cache(poller: Poller, service: str, hits: float, misses: float) -> None:
+    """Put ten seconds of cache lookups in a service's window."""
+    target = poller.targets[service]
+    target.last_scrape = target.last_scrape or Scrape(cache_source="metrics")
+    target.window.add(Delta(0, 10, 0, 0, {}, {}, hits, misses))
+
+
+def test_hit_ratio_sums_the_lookups_of_every_service_that_counts_them() -> None:
+    poller, _, _ = make()
+    feed_cache(poller, "server", hits=90, misses=10)
+    feed_cache(poller, "server2", hits=60, misses=40)
+    assert poller.cache_hit_ratio() == (0.75, 20.0)
+    assert poller.cache()["sources"] == ["server (metrics)", "server2 (metrics)"]
 
 
 def test_low_cache_hit_ratio_fires_below_the_threshold_only() -> None:
     poller, engine, _ = make(alert_cache_hit_ratio=0.8, alert_cache_for=0)
-    feed_cache(poller, hits=85, misses=15)
+    feed_cache(poller, "cache", hits=85, misses=15)
     engine.evaluate(poller, now=1)
     assert engine.alerts() == []
-    feed_cache(poller, hits=0, misses=100)  # the window now holds 85 hits in 200 lookups
+    feed_cache(poller, "cache", hits=0, misses=100)  # the window holds 85 hits in 200 lookups
     engine.evaluate(poller, now=2)
     [alert] = engine.alerts("firing")
     assert (alert.name, alert.labels, alert.value) == (
@@ -133,12 +141,16 @@ def test_ejected_backend_alert_names_the_backend_and_its_service() -> None:
     lb = poller.targets["load_balancer"]
     lb.last_scrape = Scrape(
         backend_requests={"http://127.0.0.1:8002": 10, "http://127.0.0.1:8003": 10},
-        backend_healthy={"http://127.0.0.1:8002": False, "http://127.0.0.1:8003": True},
+        backend_state={
+            "http://127.0.0.1:8002": "ejected",
+            "http://127.0.0.1:8003": "up",
+            "http://127.0.0.1:8009": "unknown",
+        },
     )
     engine.evaluate(poller, now=1)
     [alert] = engine.alerts("firing")
     assert alert.labels == {"service": "load_balancer", "backend": "http://127.0.0.1:8002"}
-    assert "server" in alert.summary
+    assert alert.summary == "load_balancer took server out of rotation (ejected)"
 
 
 def test_firing_alerts_come_first_then_pending() -> None:

@@ -67,9 +67,11 @@ def test_cache_lookups_with_a_result_label_are_read_too() -> None:
         'lb_backend_state{backend="http://b",state="down"} 1\n',
     ],
 )
-def test_backend_health_is_read_from_any_common_metric_shape(body: str) -> None:
-    """a is healthy and b is out of rotation, however the balancer spells it."""
-    assert parse_metrics(body).backend_healthy == {"http://a": True, "http://b": False}
+def test_backend_state_is_read_from_any_common_metric_shape(body: str) -> None:
+    """a is in rotation and b is not, however the balancer spells it."""
+    states = parse_metrics(body).backend_state
+    assert states["http://a"] == "up"
+    assert states["http://b"] in {"down", "ejected"}
 
 
 def test_backend_requests_sum_over_status_and_ignore_other_backend_series() -> None:
@@ -86,17 +88,17 @@ def test_backend_requests_sum_over_status_and_ignore_other_backend_series() -> N
 def test_balancer_status_json_gives_requests_and_state() -> None:
     body = {
         "data": [
-            {"url": "http://a", "requests": 5, "state": "up"},
+            {"url": "http://a", "requests": 5, "state": "Up", "healthy": True},
             {"url": "http://b", "requests": 3, "healthy": False},
             {"url": "http://c", "requests": 1},
         ]
     }
     assert backends_from_status(body) == (
         {"http://a": 5, "http://b": 3, "http://c": 1},
-        {"http://a": True, "http://b": False},
+        {"http://a": "up", "http://b": "down"},
     )
     nested = {"data": {"backends": [{"backend": "http://a", "requests": 2, "state": "ejected"}]}}
-    assert backends_from_status(nested) == ({"http://a": 2}, {"http://a": False})
+    assert backends_from_status(nested) == ({"http://a": 2}, {"http://a": "ejected"})
     assert backends_from_status({"data": None}) == ({}, {})
 
 

@@ -32,7 +32,7 @@ class MonitorSettings(ServiceSettings):
     )
     chart_window: float = Field(default=900.0, gt=0, description="Seconds of chart history")
     balancer_target: str = Field(default="load_balancer", description="Target that balances")
-    cache_target: str = Field(default="cache", description="Target whose hit ratio is charted")
+    cache_target: str = Field(default="cache", description="Service named by cache alerts")
 
     alert_down_for: float = Field(default=15.0, ge=0)
     alert_latency_p95_ms: float = Field(default=500.0, gt=0)

@@ -116,9 +116,9 @@ class Poller:
                 if not scrape.backend_requests:
                     status = await self._client.get(f"{target.url}/status")
                     if status.status_code == 200:
-                        requests, healthy = backends_from_status(status.json())
+                        requests, states = backends_from_status(status.json())
                         scrape.backend_requests = requests
-                        scrape.backend_healthy = healthy or scrape.backend_healthy
+                        scrape.backend_state = states or scrape.backend_state
                         target.backend_source = "status" if requests else None
         except (httpx.HTTPError, ValueError) as exc:
             SCRAPE_FAILURES.labels(target.name).inc()
@@ -145,14 +145,13 @@ class Poller:
         rates = lb.window.backend_rates()
         total_rate = sum(rates.values())
         backends = []
-        for backend in sorted(scrape.backend_requests.keys() | scrape.backend_healthy.keys()):
-            healthy = scrape.backend_healthy.get(backend)
+        for backend in sorted(scrape.backend_requests.keys() | scrape.backend_state.keys()):
             rate = rates.get(backend, 0.0)
             backends.append(
                 {
                     "backend": backend,
                     "name": self.target_named(backend),
-                    "state": None if healthy is None else "up" if healthy else "ejected",
+                    "state": scrape.backend_state.get(backend),
                     "requests_total": scrape.backend_requests.get(backend),
                     "request_rate": round(rate, 3),
                     "share": round(rate / total_rate, 4) if total_rate > 0 else None,
@@ -161,18 +160,23 @@ class Poller:
         return {"target": lb.name, "source": lb.backend_source, "backends": backends}
 
     def cache_hit_ratio(self) -> tuple[float | None, float | None]:
-        """(hit ratio, lookups per second) of the cache target over the rate window."""
-        cache = self.targets.get(self.settings.cache_target)
-        return cache.cache_hit_ratio() if cache else (None, None)
+        """(hit ratio, lookups per second) over the rate window, all services' lookups summed."""
+        counted = [lookups for t in self.targets.values() if (lookups := t.cache_lookups())]
+        hits = sum(h for h, _ in counted)
+        total = hits + sum(m for _, m in counted)
+        return (round(hits / total, 4), round(total, 3)) if total > 0 else (None, None)
 
     def cache(self) -> dict[str, Any]:
-        """The cache's hit ratio and where it was read from."""
-        cache = self.targets.get(self.settings.cache_target)
+        """The hit ratio and which services' counters it was summed from."""
         ratio, rate = self.cache_hit_ratio()
-        scrape = cache.last_scrape if cache else None
+        sources = [
+            f"{t.name} ({t.last_scrape.cache_source})"
+            for t in self.targets.values()
+            if t.last_scrape is not None and t.last_scrape.cache_source is not None
+        ]
         return {
             "target": self.settings.cache_target,
-            "source": scrape.cache_source if scrape else None,
+            "sources": sources,
             "hit_ratio": ratio,
             "lookup_rate": rate,
         }

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from monitoring.config import MonitorSettings
 from monitoring.poller import Poller
+from monitoring.scrape import IN_ROTATION
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,11 @@ def default_rules(settings: MonitorSettings) -> list[Rule]:
             Condition(
                 {"service": split["target"], "backend": b["backend"]},
                 0.0,
-                f"{split['target']} took {b['name'] or b['backend']} out of rotation",
+                f"{split['target']} took {b['name'] or b['backend']} out of rotation "
+                f"({b['state']})",
             )
             for b in split["backends"]
-            if b["state"] == "ejected"
+            if b["state"] is not None and b["state"] not in IN_ROTATION
         ]
 
     window = f"{settings.rate_window:g}s"

@@ -44,7 +44,7 @@ class BackendShare(BaseModel):
 
     backend: str
     name: str | None = Field(description="The monitored target at that URL, if any")
-    state: Literal["up", "ejected"] | None
+    state: str | None = Field(description="As the balancer reports it: up, down, ejected...")
     requests_total: float | None
     request_rate: float
     share: float | None = Field(description="Fraction of the balancer's requests over the window")
@@ -59,10 +59,10 @@ class BalancerSplit(BaseModel):
 
 
 class CacheRatio(BaseModel):
-    """Cache hit ratio over the window; `source` says which counters it came from."""
+    """Cache hit ratio over the window, summed over every service that counts lookups."""
 
-    target: str
-    source: Literal["metrics", "http"] | None
+    target: str = Field(description="The service LowCacheHitRatio names (CACHE_TARGET)")
+    sources: list[str] = Field(description="Services counted, and how: metrics or http")
     hit_ratio: float | None
     lookup_rate: float | None
 

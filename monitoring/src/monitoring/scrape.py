@@ -9,7 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 # The monitor's own probes hit these on every service; counting them would drown real traffic.
 PROBE_ROUTES = frozenset({"/saude", "/metrics"})
 CACHE_LOOKUP_ROUTE = "/cache/{key}"
-HEALTHY_STATES = frozenset({"up", "healthy", "ok", "active", "available"})
+# Backend states that mean "in rotation" or "not judged yet"; any other one is out of rotation.
+IN_ROTATION = frozenset({"up", "healthy", "ok", "active", "available", "unknown"})
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Scrape:
     errors: float = 0.0
     buckets: dict[float, float] = field(default_factory=dict)
     backend_requests: dict[str, float] = field(default_factory=dict)
-    backend_healthy: dict[str, bool] = field(default_factory=dict)
+    backend_state: dict[str, str] = field(default_factory=dict)
     cache_hits: float = 0.0
     cache_misses: float = 0.0
     cache_source: str | None = None
@@ -79,11 +80,11 @@ def _backend_sample(scrape: Scrape, name: str, labels: dict[str, str], value: fl
     if name.endswith("requests_total"):
         scrape.backend_requests[backend] = scrape.backend_requests.get(backend, 0.0) + value
     elif name.endswith(("_up", "_healthy")):
-        scrape.backend_healthy[backend] = value >= 1
+        scrape.backend_state[backend] = "up" if value >= 1 else "down"
     elif name.endswith("_ejected"):
-        scrape.backend_healthy[backend] = value < 1
+        scrape.backend_state[backend] = "ejected" if value >= 1 else "up"
     elif "state" in labels and value >= 1:
-        scrape.backend_healthy[backend] = labels["state"].lower() in HEALTHY_STATES
+        scrape.backend_state[backend] = labels["state"].lower()
 
 
 def _increase(before: float, after: float) -> float:

@@ -19,9 +19,10 @@ class Series:
 
     def add(self, at: float, services: dict[str, dict[str, Value]], hit_ratio: Value) -> None:
         """Append one point per service (missing fields become gaps) and age out old ones."""
-        for name in services.keys() - self.services.keys():
-            # A service first seen now has gaps for the points before it.
-            self.services[name] = {f: deque([None] * len(self.times)) for f in SERVICE_FIELDS}
+        for name in services:
+            if name not in self.services:
+                # A service first seen now has gaps for the points before it.
+                self.services[name] = {f: deque([None] * len(self.times)) for f in SERVICE_FIELDS}
         self.times.append(at)
         for name, columns in self.services.items():
             point = services.get(name, {})

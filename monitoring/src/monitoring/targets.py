@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitoring.scrape import HEALTHY_STATES, Scrape, Window, delta, histogram_quantile
+from monitoring.scrape import Scrape, Window, delta, histogram_quantile
 
 log = logging.getLogger(__name__)
 
@@ -98,25 +98,25 @@ class TargetState:
             stats[key] = _round(seconds * 1000, 2) if seconds is not None else None
         return stats
 
-    def cache_hit_ratio(self) -> tuple[float | None, float | None]:
-        """(hit ratio, lookups per second) over the rate window."""
+    def cache_lookups(self) -> tuple[float, float] | None:
+        """(hits, misses) per second over the rate window, if this service counts any."""
+        if self.last_scrape is None or self.last_scrape.cache_source is None:
+            return None
         hits, misses = self.window.rate("cache_hits"), self.window.rate("cache_misses")
-        if hits is None or misses is None or hits + misses <= 0:
-            return None, None
-        return round(hits / (hits + misses), 4), round(hits + misses, 3)
+        return None if hits is None or misses is None else (hits, misses)
 
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def backends_from_status(body: Any) -> tuple[dict[str, float], dict[str, bool]]:
-    """Request counters and health of each backend from the balancer's /status JSON."""
+def backends_from_status(body: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """Request counters and state of each backend from the balancer's /status JSON."""
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, dict):
         data = data.get("backends")
     requests: dict[str, float] = {}
-    healthy: dict[str, bool] = {}
+    states: dict[str, str] = {}
     for item in data if isinstance(data, list) else []:
         if not isinstance(item, dict):
             continue
@@ -125,10 +125,10 @@ def backends_from_status(body: Any) -> tuple[dict[str, float], dict[str, bool]]:
             continue
         if isinstance(item.get("requests"), int | float):
             requests[key] = float(item["requests"])
-        if isinstance(item.get("healthy"), bool):
-            healthy[key] = item["healthy"]
+        if isinstance(state := item.get("state") or item.get("status"), str):
+            states[key] = state.lower()
+        elif isinstance(item.get("healthy"), bool):
+            states[key] = "up" if item["healthy"] else "down"
         elif isinstance(item.get("ejected"), bool):
-            healthy[key] = not item["ejected"]
-        elif isinstance(state := item.get("state") or item.get("status"), str):
-            healthy[key] = state.lower() in HEALTHY_STATES
-    return requests, healthy
+            states[key] = "ejected" if item["ejected"] else "up"
+    return requests, states

@@ -24,17 +24,21 @@ function timeLabel(epoch) {
 }
 
 // Draws lines into an <svg>. series: [{name, color, values}] aligned with times (epoch s);
-// null values leave gaps. opts: {max, format(v)} where max fixes the y range (e.g. 100 for %).
+// null values leave gaps. opts.max fixes the top of the y range (e.g. 100 for a percentage).
 function drawLineChart(svg, times, series, opts = {}) {
   const width = svg.clientWidth || 400;
   const height = svg.clientHeight || 180;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.replaceChildren();
-  const format = opts.format || ((v) => String(v));
   const plotW = width - PAD.left - PAD.right;
   const plotH = height - PAD.top - PAD.bottom;
   const seen = series.flatMap((s) => s.values.filter((v) => v != null));
   const max = opts.max ?? niceMax(Math.max(0, ...seen));
+  // As many decimals as the grid step needs: 0.25 shows as 0.25, 250 as 250.
+  const step = max / 4;
+  let decimals = 0;
+  while (decimals < 3 && Math.abs(step * 10 ** decimals - Math.round(step * 10 ** decimals)) > 1e-9) decimals += 1;
+  const format = (v) => v.toFixed(decimals);
   const t0 = times.length ? times[0] : 0;
   const t1 = times.length ? times[times.length - 1] : 1;
   const x = (t) => PAD.left + (t1 > t0 ? ((t - t0) / (t1 - t0)) * plotW : plotW);

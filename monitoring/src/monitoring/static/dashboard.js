@@ -161,13 +161,14 @@ function perService(key, scale = 1) {
 
 function renderCharts(cache) {
   const t = history.t;
-  drawLineChart(document.getElementById("chart-rate"), t, perService("request_rate"), { format: (v) => v.toFixed(v < 10 ? 1 : 0) });
-  drawLineChart(document.getElementById("chart-latency"), t, perService("p95_ms"), { format: (v) => v.toFixed(v < 10 ? 1 : 0) });
-  drawLineChart(document.getElementById("chart-errors"), t, perService("error_ratio", 100), { format: (v) => v.toFixed(0) });
+  drawLineChart(document.getElementById("chart-rate"), t, perService("request_rate"));
+  drawLineChart(document.getElementById("chart-latency"), t, perService("p95_ms"));
+  drawLineChart(document.getElementById("chart-errors"), t, perService("error_ratio", 100));
   const hit = history.cache_hit_ratio.map((v) => (v == null ? null : v * 100));
-  drawLineChart(document.getElementById("chart-cache"), t, [{ name: cache.target, color: colorOf(cache.target), values: hit }], { max: 100, format: (v) => v.toFixed(0) });
+  const cacheLine = { name: cache.target, color: colorOf(cache.target), values: hit };
+  drawLineChart(document.getElementById("chart-cache"), t, [cacheLine], { max: 100 });
   document.getElementById("cache-now").textContent =
-    cache.hit_ratio == null ? "" : `now ${fmt.pct(cache.hit_ratio)} of ${fmt.rate(cache.lookup_rate)} lookups (${cache.source})`;
+    cache.hit_ratio == null ? "" : `now ${fmt.pct(cache.hit_ratio)} of ${fmt.rate(cache.lookup_rate)} lookups, from ${cache.sources.join(", ")}`;
   document.getElementById("legend").replaceChildren(
     ...Object.keys(history.services).map((name) => {
       const item = el("span", { class: "key" }, name);

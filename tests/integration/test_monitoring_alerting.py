@@ -1,0 +1,247 @@
+"""Alerts end to end: a monitor of its own with short `for` durations and a webhook receiver."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from tests.integration.stack import STARTUP_TIMEOUT, Stack, free_port
+
+# The monitor does not care which database the stack runs on: one run is enough.
+pytestmark = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what}")
+        time.sleep(0.1)
+
+
+class Receiver:
+    """A webhook receiver on a free port; it can refuse the next few POSTs with a 503."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bodies: list[dict[str, Any]] = []
+        self.refused = 0
+        self.refuse_next = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver.lock:
+                    refuse = receiver.refuse_next > 0
+                    if refuse:
+                        receiver.refuse_next -= 1
+                        receiver.refused += 1
+                    else:
+                        receiver.bodies.append(body)
+                self.send_response(503 if refuse else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def reset(self, refuse_next: int = 0) -> None:
+        """Forget what arrived so far."""
+        with self.lock:
+            self.bodies.clear()
+            self.refused, self.refuse_next = 0, refuse_next
+
+    def find(self, status: str, alertname: str, service: str) -> dict[str, Any] | None:
+        """The first notification with this status for this alert and service."""
+        with self.lock:
+            for body in self.bodies:
+                labels = body["commonLabels"]
+                if (body["status"], labels["alertname"], labels.get("service")) == (
+                    status,
+                    alertname,
+                    service,
+                ):
+                    return body
+        return None
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """The webhook receiver, serving from a thread."""
+    receiver = Receiver()
+    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def monitor(stack: Stack, receiver: Receiver) -> Iterator[str]:
+    """A second monitor over the stack: fast rules, 4 s rate window, webhook to the receiver."""
+    port = free_port()
+    env = stack.env("monitoring") | {
+        "PORTA": str(port),
+        "POLL_INTERVAL": "0.5",
+        "RATE_WINDOW": "4",
+        "ALERT_DOWN_FOR": "1",
+        "ALERT_ERROR_RATIO": "0.2",
+        "ALERT_ERROR_FOR": "0",
+        "ALERT_CACHE_HIT_RATIO": "0.5",
+        "ALERT_CACHE_FOR": "0",
+        "ALERT_BACKEND_FOR": "0",
+        "ALERT_MIN_RATE": "0.5",
+        "ALERT_WEBHOOK_URL": receiver.url,
+        "ALERT_WEBHOOK_BACKOFF": "0.2",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with (stack.workdir / "monitoring-alerting.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitoring"],
+            env=env,
+            cwd=stack.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: _get(f"{url}/saude") is not None, STARTUP_TIMEOUT, "monitor started")
+        wait_for(lambda: _all_up(url), 30, "monitor sees all six services up")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _get(url: str) -> Any:
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response.json()["data"] if response.status_code == 200 else None
+
+
+def _all_up(monitor: str) -> bool:
+    health = _get(f"{monitor}/health")
+    return bool(health) and all(s["status"] == "up" for s in health["services"])
+
+
+def firing(monitor: str, name: str, service: str) -> dict[str, Any] | None:
+    """The firing alert of this name for this service, if there is one."""
+    for alert in _get(f"{monitor}/alerts?state=firing") or []:
+        if alert["name"] == name and alert["service"] == service:
+            return dict(alert)
+    return None
+
+
+def test_rules_take_thresholds_and_for_durations_from_the_environment(monitor: str) -> None:
+    rules = {r["name"]: r for r in _get(f"{monitor}/alerts/rules")}
+    assert set(rules) == {
+        "ServiceDown",
+        "HighLatencyP95",
+        "HighErrorRate",
+        "LowCacheHitRatio",
+        "BackendEjected",
+    }
+    assert rules["ServiceDown"]["for_seconds"] == 1
+    assert rules["HighLatencyP95"]["for_seconds"] == 60  # the default, nothing set
+    assert "0.2" in rules["HighErrorRate"]["expr"]
+
+
+def test_killed_server_fires_within_10s_notifies_the_webhook_and_resolves_on_restart(
+    stack: Stack, monitor: str, receiver: Receiver
+) -> None:
+    receiver.reset(refuse_next=1)  # the first delivery must survive a 503 from the receiver
+    stack.signal("server", signal.SIGKILL)
+    killed = time.monotonic()
+    try:
+        alert = wait_for(lambda: firing(monitor, "ServiceDown", "server"), 10, "firing alert")
+        note = wait_for(lambda: receiver.find("firing", "ServiceDown", "server"), 10, "webhook")
+        assert time.monotonic() - killed < 10
+    finally:
+        stack.restart("server")
+    assert "server" in alert["summary"]
+    assert alert["labels"] == {
+        "alertname": "ServiceDown",
+        "severity": "critical",
+        "service": "server",
+    }
+    assert note["alerts"][0]["fingerprint"] == alert["fingerprint"]
+    assert receiver.refused == 1
+    wait_for(lambda: firing(monitor, "ServiceDown", "server") is None, 10, "alert resolved")
+    resolved = wait_for(lambda: receiver.find("resolved", "ServiceDown", "server"), 10, "resolved")
+    assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+    steps = [
+        (e["from"], e["to"])
+        for e in reversed(_get(f"{monitor}/alerts/history?limit=50"))
+        if e["fingerprint"] == alert["fingerprint"]
+    ]
+    assert steps[-3:] == [("inactive", "pending"), ("pending", "firing"), ("firing", "resolved")]
+
+
+def test_5xx_answers_fire_the_error_rate_alert(
+    stack: Stack, monitor: str, admin_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    stack.signal("load_balancer", signal.SIGKILL)
+    try:
+        with httpx.Client(base_url=stack.url("api_gateway"), headers=auth, timeout=5) as gateway:
+            statuses = {gateway.get("/itens").status_code for _ in range(20)}
+        assert statuses == {503}
+        alert = wait_for(
+            lambda: firing(monitor, "HighErrorRate", "api_gateway"), 10, "error-rate alert"
+        )
+    finally:
+        stack.restart("load_balancer")
+    assert alert["value"] > 0.2
+    assert "5xx" in alert["summary"]
+
+
+def test_cache_misses_fire_the_low_hit_ratio_alert(
+    stack: Stack, monitor: str, admin_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=stack.url("cache"), headers=auth, timeout=5) as cache:
+        assert {cache.get(f"/cache/absent-{i}").status_code for i in range(20)} == {404}
+    alert = wait_for(lambda: firing(monitor, "LowCacheHitRatio", "cache"), 10, "hit-ratio alert")
+    assert alert["value"] < 0.5
+    sources = _get(f"{monitor}/stats")["cache"]["sources"]
+    assert any(source.startswith("cache (") for source in sources)
+    # No lookups for a whole rate window: no ratio, nothing to alert on.
+    wait_for(lambda: firing(monitor, "LowCacheHitRatio", "cache") is None, 15, "resolved")
+
+
+def test_an_ejected_backend_fires_an_alert_naming_it(stack: Stack, monitor: str) -> None:
+    backends = _get(f"{monitor}/stats")["balancer"]["backends"]
+    if all(b["state"] is None for b in backends):
+        pytest.skip("the balancer reports no per-backend state (neither metrics nor /status)")
+    stack.signal("server2", signal.SIGKILL)
+    try:
+        alert = wait_for(
+            lambda: firing(monitor, "BackendEjected", "load_balancer"), 15, "ejected alert"
+        )
+    finally:
+        stack.restart("server2")
+    assert alert["labels"]["backend"] == stack.url("server2")
+    assert "server2" in alert["summary"]
