@@ -134,11 +134,23 @@ def test_window_rates_cover_only_the_last_seconds() -> None:
 
 def test_target_traffic_reports_rate_error_ratio_and_quantiles() -> None:
     state = TargetState("server", "http://s", rate_window=60)
-    state.record_scrape(Scrape(), None, 0)
+    state.record_scrape(Scrape(), 0)
     assert state.traffic()["request_rate"] is None  # one scrape gives no rate yet
-    state.record_scrape(parse_metrics(BODY), None, 10)
+    state.record_scrape(parse_metrics(BODY), 10)
     traffic = state.traffic()
     assert traffic["request_rate"] == pytest.approx(14.0)  # 140 requests in 10 s
     assert traffic["error_ratio"] == pytest.approx(10 / 140, abs=1e-4)
     assert traffic["p50_ms"] == pytest.approx(10.0)
     assert traffic["p99_ms"] == pytest.approx(100.0)
+
+
+def test_a_failed_scrape_forgets_the_traffic_and_starts_over() -> None:
+    state = TargetState("server", "http://s", rate_window=60)
+    state.record_scrape(Scrape(), 0)
+    state.record_scrape(parse_metrics(BODY), 10)
+    state.scrape_failed("ConnectError")
+    assert state.traffic()["request_rate"] is None
+    assert state.scrape_error == "ConnectError"
+    state.record_scrape(parse_metrics(BODY), 20)  # back: a baseline, no rate until the next one
+    assert state.traffic()["request_rate"] is None
+    assert state.scrape_error is None

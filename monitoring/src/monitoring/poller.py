@@ -11,7 +11,7 @@ import httpx
 from prometheus_client import Counter, Gauge
 
 from monitoring.config import MonitorSettings
-from monitoring.scrape import parse_metrics
+from monitoring.scrape import Scrape, parse_metrics
 from monitoring.series import Series
 from monitoring.targets import TargetState, backends_from_status
 
@@ -111,25 +111,31 @@ class Poller:
             response = await self._client.get(f"{target.url}/metrics")
             response.raise_for_status()
             scrape = parse_metrics(response.text)
-            if target.name == self.settings.balancer_target:
-                target.backend_source = "metrics" if scrape.backend_requests else None
-                if not scrape.backend_requests:
-                    status = await self._client.get(f"{target.url}/status")
-                    if status.status_code == 200:
-                        requests, states = backends_from_status(status.json())
-                        scrape.backend_requests = requests
-                        scrape.backend_state = states or scrape.backend_state
-                        target.backend_source = "status" if requests else None
         except (httpx.HTTPError, ValueError) as exc:
             SCRAPE_FAILURES.labels(target.name).inc()
-            # No scrape, no rates: a dead service's old traffic must not linger on the charts.
-            target.window.clear()
-            target.last_scrape = target.scraped_at = None
-            target.scrape_error = type(exc).__name__
+            target.scrape_failed(type(exc).__name__)
             return
         finally:
             SCRAPE_DURATION.labels(target.name).set(time.perf_counter() - started)
-        target.record_scrape(scrape, None, time.monotonic())
+        if target.name == self.settings.balancer_target:
+            target.backend_source = "metrics" if scrape.backend_requests else None
+            if not scrape.backend_requests:
+                await self._read_status(target, scrape)
+        target.record_scrape(scrape, time.monotonic())
+
+    async def _read_status(self, target: TargetState, scrape: Scrape) -> None:
+        """Per-backend counters from /status, for a balancer whose metrics lack them."""
+        assert self._client is not None
+        try:
+            response = await self._client.get(f"{target.url}/status")
+            response.raise_for_status()
+            requests, states = backends_from_status(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            log.debug("no backend split from %s/status: %r", target.url, exc)
+            return
+        scrape.backend_requests = requests
+        scrape.backend_state = states or scrape.backend_state
+        target.backend_source = "status" if requests else None
 
     def target_named(self, url: str) -> str | None:
         """The target whose base URL is `url` (maps a backend URL to a service name)."""

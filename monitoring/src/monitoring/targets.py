@@ -49,14 +49,18 @@ class TargetState:
         while self.history and self.history[0][0] < now - window:
             self.history.popleft()
 
-    def record_scrape(self, scrape: Scrape | None, error: str | None, at: float) -> None:
+    def record_scrape(self, scrape: Scrape, at: float) -> None:
         """Fold one /metrics scrape (monotonic time `at`) into the rate window."""
-        self.scrape_error = error
-        if scrape is None:
-            return
+        self.scrape_error = None
         if self.last_scrape is not None and self.scraped_at is not None:
             self.window.add(delta(self.last_scrape, scrape, at=at, seconds=at - self.scraped_at))
         self.last_scrape, self.scraped_at = scrape, at
+
+    def scrape_failed(self, error: str) -> None:
+        """Forget the traffic: a dead service's old rates must not linger on the charts."""
+        self.window.clear()
+        self.last_scrape = self.scraped_at = None
+        self.scrape_error = error
 
     @property
     def uptime_percent(self) -> float | None:
