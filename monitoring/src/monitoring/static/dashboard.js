@@ -3,7 +3,7 @@
 
 const REFRESH_MS = 2000;
 const PALETTE = ["#0969da", "#8250df", "#1a7f37", "#bf8700", "#cf222e", "#1b7c83", "#953800", "#6e7781"];
-const history = { t: [], services: {}, cache_hit_ratio: [], window: 900 };
+const points = { t: [], services: {}, cache_hit_ratio: [], window: 900 };
 const colors = {};
 
 function el(tag, attrs = {}, text = "") {
@@ -128,31 +128,31 @@ function renderSplit(balancer) {
 }
 
 function mergeHistory(chunk) {
-  history.window = chunk.window_seconds;
-  const before = history.t.length;
-  history.t.push(...chunk.t);
+  points.window = chunk.window_seconds;
+  const before = points.t.length;
+  points.t.push(...chunk.t);
   for (const [name, columns] of Object.entries(chunk.services)) {
-    if (!history.services[name]) {
-      history.services[name] = Object.fromEntries(Object.keys(columns).map((k) => [k, new Array(before).fill(null)]));
+    if (!points.services[name]) {
+      points.services[name] = Object.fromEntries(Object.keys(columns).map((k) => [k, new Array(before).fill(null)]));
     }
   }
-  for (const [name, columns] of Object.entries(history.services)) {
+  for (const [name, columns] of Object.entries(points.services)) {
     for (const [key, values] of Object.entries(columns)) {
       values.push(...(chunk.services[name]?.[key] ?? new Array(chunk.t.length).fill(null)));
     }
   }
-  history.cache_hit_ratio.push(...chunk.cache_hit_ratio);
-  const cutoff = (history.t[history.t.length - 1] ?? 0) - history.window;
-  const drop = history.t.findIndex((t) => t >= cutoff);
+  points.cache_hit_ratio.push(...chunk.cache_hit_ratio);
+  const cutoff = (points.t[points.t.length - 1] ?? 0) - points.window;
+  const drop = points.t.findIndex((t) => t >= cutoff);
   if (drop > 0) {
-    history.t.splice(0, drop);
-    history.cache_hit_ratio.splice(0, drop);
-    Object.values(history.services).forEach((cols) => Object.values(cols).forEach((v) => v.splice(0, drop)));
+    points.t.splice(0, drop);
+    points.cache_hit_ratio.splice(0, drop);
+    Object.values(points.services).forEach((cols) => Object.values(cols).forEach((v) => v.splice(0, drop)));
   }
 }
 
 function perService(key, scale = 1) {
-  return Object.entries(history.services).map(([name, cols]) => ({
+  return Object.entries(points.services).map(([name, cols]) => ({
     name,
     color: colorOf(name),
     values: cols[key].map((v) => (v == null ? null : v * scale)),
@@ -160,17 +160,17 @@ function perService(key, scale = 1) {
 }
 
 function renderCharts(cache) {
-  const t = history.t;
+  const t = points.t;
   drawLineChart(document.getElementById("chart-rate"), t, perService("request_rate"));
   drawLineChart(document.getElementById("chart-latency"), t, perService("p95_ms"));
   drawLineChart(document.getElementById("chart-errors"), t, perService("error_ratio", 100));
-  const hit = history.cache_hit_ratio.map((v) => (v == null ? null : v * 100));
+  const hit = points.cache_hit_ratio.map((v) => (v == null ? null : v * 100));
   const cacheLine = { name: cache.target, color: colorOf(cache.target), values: hit };
   drawLineChart(document.getElementById("chart-cache"), t, [cacheLine], { max: 100 });
   document.getElementById("cache-now").textContent =
     cache.hit_ratio == null ? "" : `now ${fmt.pct(cache.hit_ratio)} of ${fmt.rate(cache.lookup_rate)} lookups, from ${cache.sources.join(", ")}`;
   document.getElementById("legend").replaceChildren(
-    ...Object.keys(history.services).map((name) => {
+    ...Object.keys(points.services).map((name) => {
       const item = el("span", { class: "key" }, name);
       item.style.setProperty("--accent", colorOf(name));
       return item;
@@ -180,7 +180,7 @@ function renderCharts(cache) {
 
 async function refresh() {
   try {
-    const since = history.t.length ? `?since=${history.t[history.t.length - 1]}` : "";
+    const since = points.t.length ? `?since=${points.t[points.t.length - 1]}` : "";
     const [health, stats, alerts, events, chunk] = await Promise.all([
       getData("/health"),
       getData("/stats"),
