@@ -1,4 +1,5 @@
-"""Alerts end to end: a monitor of its own with short `for` durations and a webhook receiver."""
+"""A monitor of its own over the running stack (short windows and `for` durations, a webhook
+receiver): derived traffic, alert lifecycle and notifications end to end."""
 
 import json
 import signal
@@ -96,12 +97,12 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def monitor(stack: Stack, receiver: Receiver) -> Iterator[str]:
-    """A second monitor over the stack: fast rules, 4 s rate window, webhook to the receiver."""
+    """A second monitor over the stack: fast rules, 8 s rate window, webhook to the receiver."""
     port = free_port()
     env = stack.env("monitoring") | {
         "PORTA": str(port),
         "POLL_INTERVAL": "0.5",
-        "RATE_WINDOW": "4",
+        "RATE_WINDOW": "8",
         "ALERT_DOWN_FOR": "1",
         "ALERT_ERROR_RATIO": "0.2",
         "ALERT_ERROR_FOR": "0",
@@ -153,6 +154,40 @@ def firing(monitor: str, name: str, service: str) -> dict[str, Any] | None:
         if alert["name"] == name and alert["service"] == service:
             return dict(alert)
     return None
+
+
+def test_rates_split_and_hit_ratio_match_the_traffic_sent(
+    stack: Stack, monitor: str, admin_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=stack.url("cache"), headers=auth, timeout=10) as cache:
+        assert cache.post("/cache", json={"key": "live", "value": 1}).status_code == 201
+        assert {cache.get("/cache/live").status_code for _ in range(30)} == {200}
+        assert {cache.get(f"/cache/absent-{i}").status_code for i in range(10)} == {404}
+    cache_stats = wait_for(
+        lambda: (c := _get(f"{monitor}/stats")["cache"])["hit_ratio"] == 0.75 and c,
+        15,
+        "hit ratio of 30 hits in 40 lookups",
+    )
+    assert any(source.startswith("cache (") for source in cache_stats["sources"])
+
+    with httpx.Client(base_url=stack.url("api_gateway"), headers=auth, timeout=10) as gateway:
+        assert {gateway.get("/itens").status_code for _ in range(20)} == {200}
+
+    def even_split() -> dict[str, Any] | None:
+        stats: dict[str, Any] = _get(f"{monitor}/stats")
+        shares = {b["name"]: b["share"] for b in stats["balancer"]["backends"]}
+        return stats if shares == {"server": 0.5, "server2": 0.5} else None
+
+    stats = wait_for(even_split, 15, "20 requests split evenly over server and server2")
+    assert stats["balancer"]["source"] in {"metrics", "status"}
+    gateway_traffic = next(s for s in stats["services"] if s["name"] == "api_gateway")
+    assert gateway_traffic["request_rate"] > 0
+    assert gateway_traffic["error_ratio"] == 0
+    assert 0 < gateway_traffic["p50_ms"] <= gateway_traffic["p95_ms"] <= gateway_traffic["p99_ms"]
+    history = _get(f"{monitor}/stats/history")
+    assert any(history["services"]["api_gateway"]["request_rate"])
+    assert 0.75 in history["cache_hit_ratio"]
 
 
 def test_rules_take_thresholds_and_for_durations_from_the_environment(monitor: str) -> None:
@@ -229,7 +264,7 @@ def test_cache_misses_fire_the_low_hit_ratio_alert(
     sources = _get(f"{monitor}/stats")["cache"]["sources"]
     assert any(source.startswith("cache (") for source in sources)
     # No lookups for a whole rate window: no ratio, nothing to alert on.
-    wait_for(lambda: firing(monitor, "LowCacheHitRatio", "cache") is None, 15, "resolved")
+    wait_for(lambda: firing(monitor, "LowCacheHitRatio", "cache") is None, 20, "resolved")
 
 
 def test_an_ejected_backend_fires_an_alert_naming_it(stack: Stack, monitor: str) -> None:
