@@ -151,7 +151,8 @@ class Poller:
         rates = lb.window.backend_rates()
         total_rate = sum(rates.values())
         backends = []
-        for backend in sorted(scrape.backend_requests.keys() | scrape.backend_state.keys()):
+        known = scrape.backend_requests.keys() | scrape.backend_state.keys()
+        for backend in sorted(known, key=lambda url: self.target_named(url) or url):
             rate = rates.get(backend, 0.0)
             backends.append(
                 {
