@@ -2,9 +2,10 @@
 
 import base64
 import json
+import time
 
 import pytest
-from svc_common.auth import TokenError, TokenVerifier, bearer_token
+from svc_common.auth import TokenError, TokenRevoked, TokenVerifier, bearer_token
 
 from conftest import TEST_KEY, TokenFactory
 
@@ -61,3 +62,48 @@ def test_bearer_header_parsing() -> None:
     assert bearer_token("Basic abc") is None
     assert bearer_token("Bearer ") is None
     assert bearer_token(None) is None
+
+
+def test_the_allow_list_admits_only_hs256() -> None:
+    with pytest.raises(ValueError, match="allow-list"):
+        TokenVerifier(TEST_KEY, algorithms=("HS256", "none"))
+
+
+@pytest.mark.parametrize("algorithm", ["HS384"])
+def test_tokens_signed_with_another_hmac_algorithm_are_refused(
+    make_token: TokenFactory, algorithm: str
+) -> None:
+    with pytest.raises(TokenError):
+        verifier.verify(make_token(algorithm=algorithm))
+
+
+def test_a_token_issued_in_the_future_is_refused(make_token: TokenFactory) -> None:
+    with pytest.raises(TokenError):
+        verifier.verify(make_token(iat=int(time.time()) + 3600))
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(make_token: TokenFactory) -> None:
+    fresh = TokenVerifier(TEST_KEY)
+    token = make_token(lifetime=1)
+    fresh.verify(token)
+    time.sleep(1.1)
+    with pytest.raises(TokenError):
+        fresh.verify(token)
+
+
+async def test_a_remembered_token_is_refused_once_revoked(make_token: TokenFactory) -> None:
+    fresh = TokenVerifier(TEST_KEY)
+    token = make_token(sid="session-1")
+    principal = fresh.verify(token)
+    await fresh.revocations.revoke("session-1", until=time.time() + 60)
+    with pytest.raises(TokenRevoked) as refused:
+        fresh.verify(token)
+    assert refused.value.principal == principal
+
+
+def test_the_cache_is_bounded(make_token: TokenFactory) -> None:
+    small = TokenVerifier(TEST_KEY, cache_size=2)
+    tokens = [make_token(sub=f"u{i}") for i in range(3)]
+    for token in tokens:
+        small.verify(token)
+    assert [small.verify(t).username for t in tokens] == ["u0", "u1", "u2"]

@@ -1,7 +1,8 @@
-"""Password hashing (Argon2id) and access-token issuing."""
+"""Password hashing (Argon2id) and issuing access and refresh tokens."""
 
 import time
 import uuid
+from dataclasses import dataclass
 
 import anyio
 import jwt
@@ -34,16 +35,37 @@ async def verify_password(password: str, stored_hash: str | None) -> bool:
     return await anyio.to_thread.run_sync(check)
 
 
-def issue_access_token(*, username: str, role: str, settings: GatewaySettings) -> tuple[str, int]:
-    """A signed HS256 access token and its lifetime in seconds."""
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What a login or a refresh hands out."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+
+
+def _sign(claims: dict[str, object], settings: GatewaySettings) -> str:
+    return jwt.encode(claims, settings.jwt_key, algorithm=settings.jwt_algorithm)
+
+
+def issue_tokens(
+    *, username: str, role: str, settings: GatewaySettings, session_id: str | None = None
+) -> TokenPair:
+    """A signed access token and a refresh token of one login session (`sid`).
+
+    Refreshing keeps the session id, so revoking it ends every token the login led to.
+    """
     now = int(time.time())
+    sid = session_id or uuid.uuid4().hex
     lifetime = settings.access_token_minutes * 60
-    claims = {
-        "sub": username,
-        "role": role,
-        "iat": now,
-        "exp": now + lifetime,
-        "jti": uuid.uuid4().hex,
-        "type": "access",
-    }
-    return jwt.encode(claims, settings.jwt_key, algorithm=settings.jwt_algorithm), lifetime
+    refresh_lifetime = settings.refresh_token_days * 24 * 3600
+    common = {"sub": username, "role": role, "iat": now, "sid": sid}
+    access = common | {"exp": now + lifetime, "jti": uuid.uuid4().hex, "type": "access"}
+    refresh = common | {"exp": now + refresh_lifetime, "jti": uuid.uuid4().hex, "type": "refresh"}
+    return TokenPair(
+        access_token=_sign(access, settings),
+        refresh_token=_sign(refresh, settings),
+        expires_in=lifetime,
+        refresh_expires_in=refresh_lifetime,
+    )

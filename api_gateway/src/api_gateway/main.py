@@ -1,4 +1,4 @@
-"""API gateway app: auth endpoints, and the forwarding middleware in front of them."""
+"""API gateway app: auth endpoints, and the edge middleware and forwarding in front of them."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,18 +15,36 @@ from svc_common.database import (
     session_factory,
 )
 from svc_common.health import HealthCheck
+from svc_common.revocation import RevocationList
 
-from api_gateway.config import GatewaySettings
+from api_gateway.config import GatewaySettings, one_rate
+from api_gateway.edge import EnvelopeCORSMiddleware, GzipWhenAccepted
 from api_gateway.models import Base
+from api_gateway.openapi import MergedOpenAPI
 from api_gateway.proxy import GatewayProxyMiddleware, Upstream
+from api_gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from api_gateway.routes import router
 from api_gateway.users import ensure_default_users
+
+
+def _edge(settings: GatewaySettings) -> list[Middleware]:
+    """Outermost first: CORS answers preflights before anything can refuse them."""
+    stack = [Middleware(EnvelopeCORSMiddleware, origins=settings.cors_origins)]
+    return stack if settings.cors_origins else []
 
 
 def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The gateway for these settings (read from the environment by default)."""
     settings = settings or GatewaySettings()
-    verifier = TokenVerifier(settings.jwt_key, algorithms=(settings.jwt_algorithm,))
+    verifier = TokenVerifier(
+        settings.jwt_key,
+        algorithms=(settings.jwt_algorithm,),
+        revocations=RevocationList(settings.redis_url),
+    )
+    limiter = RateLimiter(
+        {"default": one_rate(settings.rate_limit), "login": one_rate(settings.login_rate_limit)},
+        settings.redis_url,
+    )
     upstream = Upstream(settings)
 
     @asynccontextmanager
@@ -40,6 +58,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             await ensure_default_users(app.state.sessions)
         await upstream.start()
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))
+        add_health_check(app, HealthCheck("rate_limits", limiter.ping, critical=False))
         yield
         await upstream.close()
         await engine.dispose()
@@ -49,13 +68,27 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="API gateway",
         description=(
             "The public entry of the system. Log in with `POST /login` (or the Authorize "
-            "button), then call `/itens`, forwarded through the load balancer to the servers."
+            "button), then call `/itens`, forwarded through the load balancer to the servers. "
+            f"Requests are limited to {settings.rate_limit} per user (per client IP without a "
+            f"token) and login attempts to {settings.login_rate_limit} per client IP and username."
         ),
         lifespan=lifespan,
         routers=[router],
-        middleware=[Middleware(GatewayProxyMiddleware, upstream=upstream, verifier=verifier)],
+        middleware=[
+            *_edge(settings),
+            Middleware(GzipWhenAccepted, min_size=settings.gzip_min_bytes),
+            Middleware(
+                RateLimitMiddleware,
+                limiter=limiter,
+                verifier=verifier,
+                proxies=settings.proxy_networks,
+            ),
+            Middleware(GatewayProxyMiddleware, upstream=upstream, verifier=verifier),
+        ],
+        token_verifier=verifier,
+        openapi=MergedOpenAPI(upstream, settings.items_openapi_url),
     )
-    app.state.token_verifier = verifier
+    app.state.rate_limiter = limiter
     install_database_error_handler(app)
     return app
 

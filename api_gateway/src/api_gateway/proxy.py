@@ -1,10 +1,10 @@
-"""Forwarding /itens to the load balancer: plain ASGI, token checked, body bounded."""
+"""Forwarding /itens to the load balancer: plain ASGI, token checked, bodies bounded."""
 
 import logging
 
 import aiohttp
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from svc_common.auth import (
     INVALID_TOKEN,
     NOT_AUTHENTICATED,
@@ -30,6 +30,7 @@ log = logging.getLogger("api_gateway.proxy")
 
 FORWARDED_PREFIX = "/itens"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def is_forwarded(path: str) -> bool:
@@ -42,6 +43,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands out an already read body, then waits for the disconnect."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 class Upstream:
@@ -76,8 +91,11 @@ class GatewayProxyMiddleware:
         self.max_body = upstream.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_forwarded(scope["path"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if not is_forwarded(scope["path"]):
+            await self._own_route(scope, receive, send)
             return
         scope["route_template"] = route_label(scope["path"])
         refusal = self._refuse(scope)
@@ -91,8 +109,28 @@ class GatewayProxyMiddleware:
         if refusal is not None:
             await refusal(scope, receive, send)
 
+    async def _own_route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The gateway's own routes get the same MAX_BODY_BYTES, read before any parsing."""
+        if scope["method"] in _BODY_METHODS:
+            refusal = self._declared_too_large(scope)
+            if refusal is None:
+                try:
+                    receive = _replay(await read_body(receive, limit=self.max_body), receive)
+                except BodyTooLarge:
+                    refusal = self._too_large()
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
     def _too_large(self) -> Response:
         return error_response(413, f"Request body over {self.max_body} bytes")
+
+    def _declared_too_large(self, scope: Scope) -> Response | None:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return self._too_large()
+        return None
 
     def _refuse(self, scope: Scope) -> Response | None:
         """A 401 or 413 decided from the headers alone, before reading the body."""
@@ -103,10 +141,7 @@ class GatewayProxyMiddleware:
             self.verifier.verify(token)
         except TokenError:
             return error_response(401, INVALID_TOKEN, headers=_CHALLENGE)
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            return self._too_large()
-        return None
+        return self._declared_too_large(scope)
 
     async def _relay(self, scope: Scope, send: Send, body: bytes) -> Response | None:
         """Forward to the balancer; the error to answer with when that fails."""

@@ -1,73 +1,128 @@
-"""The gateway's own endpoints: /login, /token, /register, /me."""
+"""The gateway's own endpoints: /login, /token, /refresh, /logout, /register, /me."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
-from svc_common.auth import unauthorized
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from svc_common.auth import TokenError, unauthorized
 from svc_common.database import SessionDep
-from svc_common.envelope import ERROR_RESPONSES, Envelope
+from svc_common.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope
 
-from api_gateway import users
-from api_gateway.auth import issue_access_token
-from api_gateway.config import GatewaySettings
-from api_gateway.deps import CurrentUser
+from api_gateway import sessions, users
+from api_gateway.auth import TokenPair, issue_tokens
+from api_gateway.deps import CurrentUser, LimiterDep, SettingsDep, VerifierDep
+from api_gateway.forwarded import client_ip
 from api_gateway.models import User
-from api_gateway.schemas import Credentials, OAuth2Token, Registration, TokenData, UserOut
+from api_gateway.schemas import (
+    Credentials,
+    OAuth2Token,
+    PasswordGrant,
+    RefreshRequest,
+    Registration,
+    TokenData,
+    UserOut,
+)
 
 router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
 
 BAD_CREDENTIALS = "Invalid username or password"
-
-
-def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
+_TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorEnvelope, "description": "Too many attempts (see Retry-After)"}
+}
 
 
 async def _login(
-    session: SessionDep, settings: GatewaySettings, username: str, password: str
-) -> tuple[User, str, int]:
-    user = await users.authenticate(session, username=username, password=password)
-    if user is None:
-        raise unauthorized(BAD_CREDENTIALS)
-    token, lifetime = issue_access_token(username=user.username, role=user.role, settings=settings)
-    return user, token, lifetime
-
-
-@router.post("/login", summary="Log in (JSON)")
-async def login(
-    credentials: Credentials, session: SessionDep, settings: SettingsDep
-) -> Envelope[TokenData]:
-    """Exchange username and password for a bearer token at `data.access_token`."""
-    user, token, lifetime = await _login(
-        session, settings, credentials.username, credentials.password
-    )
-    return Envelope(
-        data=TokenData(access_token=token, expires_in=lifetime, user=UserOut.model_validate(user)),
-        message="Login successful",
-    )
-
-
-@router.post("/token", summary="Log in (OAuth2 password form, for Swagger's Authorize)")
-async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    limiter: LimiterDep,
+    credentials: Credentials | PasswordGrant,
+) -> tuple[User, TokenPair]:
+    """Check a password under LOGIN_RATE_LIMIT (per client IP and username)."""
+    key = f"{client_ip(request.scope, settings.proxy_networks)}|{credentials.username}"
+    decision = await limiter.hit("login", key)
+    if not decision.allowed:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"Too many login attempts; try again in {decision.reset_after} s",
+            headers=decision.headers(),
+        )
+    user = await users.authenticate(
+        session, username=credentials.username, password=credentials.password
+    )
+    if user is None:
+        raise unauthorized(BAD_CREDENTIALS)
+    # Only failures accumulate: a user who gets in starts again from zero.
+    await limiter.reset("login", key)
+    return user, issue_tokens(username=user.username, role=user.role, settings=settings)
+
+
+def _token_data(user: User, pair: TokenPair) -> TokenData:
+    return TokenData(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+        refresh_expires_in=pair.refresh_expires_in,
+        user=UserOut.model_validate(user),
+    )
+
+
+@router.post("/login", summary="Log in (JSON)", responses=_TOO_MANY)
+async def login(
+    credentials: Credentials,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+) -> Envelope[TokenData]:
+    """Exchange username and password for a bearer token at `data.access_token`."""
+    user, pair = await _login(request, session, settings, limiter, credentials)
+    return Envelope(data=_token_data(user, pair), message="Login successful")
+
+
+@router.post(
+    "/token", summary="Log in (OAuth2 password form, for Swagger's Authorize)", responses=_TOO_MANY
+)
+async def token(
+    form: Annotated[PasswordGrant, Form()],
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
 ) -> OAuth2Token:
     """The OAuth2 password flow; RFC 6749 puts the token at the top level, not in the envelope."""
-    _, access_token, lifetime = await _login(session, settings, form.username, form.password)
-    return OAuth2Token(access_token=access_token, expires_in=lifetime)
+    _, pair = await _login(request, session, settings, limiter, form)
+    return OAuth2Token(
+        access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
+    )
+
+
+@router.post("/refresh", summary="Exchange a refresh token for new tokens")
+async def refresh(
+    body: RefreshRequest, session: SessionDep, settings: SettingsDep, verifier: VerifierDep
+) -> Envelope[TokenData]:
+    """Rotate: the refresh token is spent and a new pair issued. Presenting a spent refresh
+    token again ends its whole session."""
+    try:
+        user, pair = await sessions.rotate(
+            body.refresh_token, verifier=verifier, session=session, settings=settings
+        )
+    except TokenError:
+        raise unauthorized() from None
+    return Envelope(data=_token_data(user, pair), message="Tokens refreshed")
+
+
+@router.post("/logout", summary="Revoke this token and its session")
+async def logout(user: CurrentUser, settings: SettingsDep, verifier: VerifierDep) -> Envelope[None]:
+    """The access token and every token of its login session stop working at once."""
+    await sessions.logout(user, verifier=verifier, settings=settings)
+    return Envelope(message="Logged out")
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     summary="Create an account",
-    responses={409: ERROR_RESPONSES[401] | {"description": "Username taken"}},
+    responses={409: {"model": ErrorEnvelope, "description": "Username taken"}},
 )
 async def register(registration: Registration, session: SessionDep) -> Envelope[UserOut]:
     """Create a user with role `user`; nobody can choose their own role."""

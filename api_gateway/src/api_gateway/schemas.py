@@ -1,8 +1,24 @@
 """Bodies of the gateway's own endpoints."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# Lower-case ASCII only: no two accounts can look alike ("Admin" vs "admin", homoglyphs).
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{2,31}$"
+MIN_PASSWORD, MAX_PASSWORD = 8, 128
+
+
+def _normalise(value: str) -> str:
+    return value.strip().lower()
+
+
+# Lower-cased before the pattern runs, so `Admin` logs in as `admin`.
+Username = Annotated[
+    str,
+    Field(min_length=1, max_length=64, examples=["admin"]),
+    AfterValidator(_normalise),
+]
 
 
 class Credentials(BaseModel):
@@ -10,8 +26,8 @@ class Credentials(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64, examples=["admin"])
-    password: str = Field(min_length=1, max_length=128, examples=["admin123"])
+    username: Username
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD, examples=["admin123"])
 
 
 class Registration(BaseModel):
@@ -20,9 +36,50 @@ class Registration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(
-        min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$", examples=["maria"]
+        pattern=USERNAME_PATTERN,
+        description="3-32 characters: lower-case letters, digits, `_`, `.`, `-`",
+        examples=["maria"],
     )
-    password: str = Field(min_length=8, max_length=128, examples=["uma-senha-longa"])
+    password: str = Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description="8-128 characters, not blank, not the username",
+        examples=["uma-senha-longa"],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lower_username(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("username"), str):
+            return data | {"username": _normalise(data["username"])}
+        return data
+
+    @model_validator(mode="after")
+    def _password_rules(self) -> "Registration":
+        if not self.password.strip():
+            raise ValueError("password must not be blank")
+        if self.password.strip().lower() == self.username:
+            raise ValueError("password must differ from the username")
+        return self
+
+
+class PasswordGrant(BaseModel):
+    """The OAuth2 password grant form of /token (RFC 6749 section 4.3)."""
+
+    # Swagger's Authorize also sends scope, client_id and client_secret: accepted, unused.
+    model_config = ConfigDict(extra="ignore")
+
+    grant_type: Literal["password"] | None = None
+    username: Username
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
+class RefreshRequest(BaseModel):
+    """What /refresh takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=4096)
 
 
 class UserOut(BaseModel):
@@ -35,11 +92,13 @@ class UserOut(BaseModel):
 
 
 class TokenData(BaseModel):
-    """The `data` of a successful /login."""
+    """The `data` of a successful /login or /refresh."""
 
     access_token: str
     token_type: Literal["bearer"] = "bearer"
-    expires_in: int
+    expires_in: int = Field(description="Seconds the access token is valid")
+    refresh_token: str = Field(description="Single use: POST it to /refresh for new tokens")
+    refresh_expires_in: int
     user: UserOut
 
 
@@ -49,3 +108,4 @@ class OAuth2Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    refresh_token: str

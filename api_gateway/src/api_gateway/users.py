@@ -1,6 +1,7 @@
 """User records: lookup, registration, login and the default accounts."""
 
 import logging
+import re
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -8,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api_gateway.auth import hash_password, verify_password
 from api_gateway.models import User
+from api_gateway.schemas import USERNAME_PATTERN
 
 log = logging.getLogger(__name__)
 
+_USERNAME = re.compile(USERNAME_PATTERN)
 # The seed's accounts, created on first start.
 DEFAULT_USERS = (("admin", "admin123", "admin"), ("user", "user123", "user"))
 
@@ -40,7 +43,8 @@ async def create_user(
 
 async def authenticate(session: AsyncSession, *, username: str, password: str) -> User | None:
     """The user if the password matches; an unknown name costs the same as a wrong password."""
-    user = await get_user(session, username=username)
+    # A name no account can have is never looked up (the database may refuse its bytes).
+    user = await get_user(session, username=username) if _USERNAME.fullmatch(username) else None
     ok = await verify_password(password, user.password_hash if user else None)
     return user if ok else None
 

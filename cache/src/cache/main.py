@@ -9,7 +9,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.responses import Response
 from svc_common.app import add_health_check, create_app, serve
-from svc_common.auth import TokenVerifier
 from svc_common.envelope import error_response
 from svc_common.health import HealthCheck
 
@@ -45,7 +44,6 @@ def build_app(settings: CacheSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=[router],
     )
-    app.state.token_verifier = TokenVerifier(settings.jwt_key)
     app.add_exception_handler(RedisConnectionError, _redis_down)
     app.add_exception_handler(RedisTimeoutError, _redis_down)
     return app

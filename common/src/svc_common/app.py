@@ -1,6 +1,7 @@
 """The app factory: every service gets the envelope, /saude, /metrics, /docs and request ids."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -8,12 +9,15 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
 from starlette.types import Lifespan
 
+from svc_common.auth import TokenVerifier
+from svc_common.docs import OpenAPIProvider, install_docs
 from svc_common.envelope import install_error_handlers
 from svc_common.health import HealthCheck, health_router
 from svc_common.logging import configure_logging
 from svc_common.metrics import metrics_router
 from svc_common.middleware import RequestContextMiddleware
-from svc_common.settings import ServiceSettings
+from svc_common.revocation import RevocationList
+from svc_common.settings import AuthSettings, ServiceSettings
 
 
 def create_app(
@@ -26,13 +30,35 @@ def create_app(
     middleware: Sequence[Middleware] = (),
     served_by: bool = False,
     version: str = "0.1.0",
+    token_verifier: TokenVerifier | None = None,
+    openapi: OpenAPIProvider | None = None,
 ) -> FastAPI:
-    """A FastAPI app wired the same way in every service."""
+    """A FastAPI app wired the same way in every service.
+
+    A service with AuthSettings gets `app.state.token_verifier`, which honours revocations
+    (shared through REDIS_URL when set); pass `token_verifier` to use one built already.
+    """
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    if token_verifier is None and isinstance(settings, AuthSettings):
+        token_verifier = TokenVerifier(
+            settings.jwt_key, revocations=RevocationList(settings.redis_url)
+        )
+    if token_verifier is not None:
+        lifespan = _following_revocations(token_verifier.revocations, lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.health_checks = []
+    app.state.token_verifier = token_verifier
     install_error_handlers(app)
+    install_docs(app, openapi=openapi)
     app.include_router(health_router(settings.service_name))
     app.include_router(metrics_router)
     for router in routers:
@@ -46,6 +72,24 @@ def create_app(
         access_log=settings.access_log,
     )
     return app
+
+
+def _following_revocations(
+    revocations: RevocationList, inner: Lifespan[Any] | None
+) -> Lifespan[Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        await revocations.start()
+        try:
+            if inner is None:
+                yield None
+            else:
+                async with inner(app) as state:
+                    yield state
+        finally:
+            await revocations.close()
+
+    return lifespan
 
 
 def add_health_check(app: FastAPI, check: HealthCheck) -> None:

@@ -1,5 +1,7 @@
 """Verifying the gateway's JWTs, so every service can check callers itself."""
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -7,10 +9,15 @@ import jwt
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from svc_common.revocation import RevocationList
+
 INVALID_TOKEN = "Invalid or expired token"
 NOT_AUTHENTICATED = "Not authenticated"
 ROLES = frozenset({"admin", "user"})
+ALLOWED_ALGORITHMS = ("HS256",)
 _REQUIRED_CLAIMS = ["sub", "role", "iat", "exp", "jti"]
+# Our tokens are ~300 bytes; anything far bigger is refused before any parsing.
+MAX_TOKEN_BYTES = 4096
 
 
 class TokenError(Exception):
@@ -25,6 +32,8 @@ class Principal:
     role: str
     jti: str
     expires_at: int
+    session_id: str | None = None
+    token_type: str = "access"
 
     @property
     def is_admin(self) -> bool:
@@ -32,32 +41,82 @@ class Principal:
         return self.role == "admin"
 
 
-class TokenVerifier:
-    """Checks signature, algorithm, expiry and required claims of access tokens."""
+class TokenRevoked(TokenError):
+    """A genuine token that was revoked (logout, or a refresh token already used)."""
 
-    def __init__(self, key: str, *, algorithms: tuple[str, ...] = ("HS256",), leeway: int = 0):
+    def __init__(self, principal: Principal) -> None:
+        super().__init__("revoked")
+        self.principal = principal
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, expiry, claims and revocation of the gateway's tokens.
+
+    A token that verified once is remembered until it expires, so a client sending the same
+    token again costs a dictionary lookup, not another HMAC and JSON parse; expiry and
+    revocation are still checked on every call.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS,
+        revocations: RevocationList | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
+        unknown = set(algorithms) - set(ALLOWED_ALGORITHMS)
+        if unknown:
+            raise ValueError(f"algorithms outside the allow-list: {sorted(unknown)}")
         self._key = key
         self._algorithms = list(algorithms)
-        self._leeway = leeway
+        self.revocations = revocations or RevocationList()
+        self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._cache_size = cache_size
 
     def verify(self, token: str, *, token_type: str = "access") -> Principal:
         """The caller behind a token; TokenError when it must not be trusted."""
+        principal = self._cache.get(token)
+        if principal is None:
+            principal = self._decode(token)
+            if len(self._cache) >= self._cache_size:
+                self._cache.popitem(last=False)
+            self._cache[token] = principal
+        if principal.token_type != token_type:
+            raise TokenError("wrong token type")
+        if principal.expires_at <= time.time():
+            self._cache.pop(token, None)
+            raise TokenError("expired")
+        if self.revocations.is_revoked(principal.jti, principal.session_id):
+            raise TokenRevoked(principal)
+        return principal
+
+    def _decode(self, token: str) -> Principal:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenError("token too long")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 self._key,
                 algorithms=self._algorithms,
-                leeway=self._leeway,
                 options={"require": _REQUIRED_CLAIMS},
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise TokenError(str(exc)) from exc
-        sub, role, jti = claims["sub"], claims["role"], claims["jti"]
-        if claims.get("type", "access") != token_type:
-            raise TokenError("wrong token type")
+        sub, role, jti, sid = claims["sub"], claims["role"], claims["jti"], claims.get("sid")
+        kind = claims.get("type", "access")
         if not isinstance(sub, str) or not sub or role not in ROLES or not isinstance(jti, str):
             raise TokenError("malformed claims")
-        return Principal(username=sub, role=role, jti=jti, expires_at=int(claims["exp"]))
+        if kind not in ("access", "refresh") or not (sid is None or isinstance(sid, str)):
+            raise TokenError("malformed claims")
+        return Principal(
+            username=sub,
+            role=role,
+            jti=jti,
+            expires_at=int(claims["exp"]),
+            session_id=sid,
+            token_type=kind,
+        )
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -52,6 +52,13 @@ class AuthSettings(ServiceSettings):
 
     secret_key: SecretStr | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"
+    # Shared state (token revocations) goes through Redis when set; in-process otherwise.
+    redis_url: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @model_validator(mode="after")
     def _require_strong_key(self) -> "AuthSettings":

@@ -5,6 +5,7 @@ import time
 
 import aiohttp
 from starlette.types import ASGIApp, Receive, Scope, Send
+from svc_common.docs import is_docs_path
 from svc_common.envelope import error_response
 from svc_common.proxy import (
     RelayInterrupted,
@@ -21,10 +22,8 @@ from load_balancer.config import BalancerSettings
 
 log = logging.getLogger("load_balancer.proxy")
 
-# The balancer's own endpoints; every other path belongs to the backends.
-OWN_PATHS = frozenset(
-    {"/saude", "/metrics", "/status", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
-)
+# The balancer's own endpoints (and its docs); every other path belongs to the backends.
+OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
 
 
 class Balancer:
@@ -113,7 +112,7 @@ class BalancerMiddleware:
         self.balancer = balancer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OWN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OWN_PATHS or is_docs_path(scope["path"]):
             await self.app(scope, receive, send)
         else:
             await self.balancer.handle(scope, receive, send)

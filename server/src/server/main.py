@@ -5,7 +5,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from svc_common.app import add_health_check, create_app, serve
-from svc_common.auth import TokenVerifier
 from svc_common.database import (
     create_engine,
     install_database_error_handler,
@@ -43,7 +42,6 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         routers=[router],
         served_by=True,
     )
-    app.state.token_verifier = TokenVerifier(settings.jwt_key)
     install_database_error_handler(app)
     return app
 

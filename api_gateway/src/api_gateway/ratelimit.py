@@ -1,0 +1,196 @@
+"""Rate limits with the `limits` library: clock-aligned windows shared through Redis.
+
+Each request costs one atomic INCR (a Lua script in Redis): the window is aligned to the
+clock, as Kong's are, so the reset time is known without asking Redis. When Redis is unset,
+or stops answering, counting goes on in process and Redis is tried again a second later.
+"""
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from limits import RateLimitItem
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from svc_common.auth import TokenError, TokenVerifier, bearer_token
+from svc_common.envelope import error_response
+
+from api_gateway.config import Network
+from api_gateway.forwarded import client_ip
+
+log = logging.getLogger(__name__)
+
+REDIS_RETRY_SECONDS = 1.0
+REDIS_TIMEOUT_SECONDS = 0.25
+# Polled by monitors and probes, which must never be throttled out of seeing an outage.
+EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one hit, and what the client is told about it."""
+
+    policy: str
+    allowed: bool
+    limit: int
+    remaining: int
+    window: int
+    reset_after: int
+
+    def headers(self) -> dict[str, str]:
+        """IETF RateLimit/RateLimit-Policy (draft 09), X-RateLimit-*, and Retry-After on 429."""
+        headers = {
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset_after}',
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(int(time.time()) + self.reset_after),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_after)
+        return headers
+
+
+def _redis_storage(url: str) -> RedisStorage:
+    pool = ConnectionPool.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
+    options = cast(dict[str, Any], {"connection_pool": pool})
+    return RedisStorage(
+        "async+" + url,
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix="ratelimit",
+        **options,
+    )
+
+
+class RateLimiter:
+    """Named policies (`default`, `login`) counted per key."""
+
+    def __init__(self, policies: Mapping[str, RateLimitItem], redis_url: str | None) -> None:
+        self.policies = dict(policies)
+        self.memory = MemoryStorage()
+        self.redis: RedisStorage | None = _redis_storage(redis_url) if redis_url else None
+        self._redis_retry_at = 0.0
+
+    @property
+    def backend(self) -> str:
+        """Where counters live right now."""
+        if self.redis is None:
+            return "memory"
+        return "redis" if time.monotonic() >= self._redis_retry_at else "memory (redis down)"
+
+    async def hit(self, policy: str, key: str) -> Decision:
+        """Count one request against policy for key."""
+        item = self.policies[policy]
+        window = item.get_expiry()
+        now = time.time()
+        index = int(now // window)
+        count = await self._incr(item.key_for(policy, key, index), window)
+        return Decision(
+            policy=policy,
+            allowed=count <= item.amount,
+            limit=item.amount,
+            remaining=max(0, item.amount - count),
+            window=window,
+            reset_after=max(1, math.ceil((index + 1) * window - now)),
+        )
+
+    async def reset(self, policy: str, key: str) -> None:
+        """Forget key's count in the current window (a successful login clears its failures)."""
+        item = self.policies[policy]
+        storage_key = item.key_for(policy, key, int(time.time() // item.get_expiry()))
+        await self.memory.clear(storage_key)
+        if self._redis_usable():
+            try:
+                await cast(Storage, self.redis).clear(storage_key)
+            except (StorageError, RedisError, OSError) as exc:
+                self._redis_failed(exc)
+
+    async def ping(self) -> dict[str, str]:
+        """Health detail; raises when configured Redis does not answer."""
+        if self.redis is not None and not await self.redis.check():
+            raise ConnectionError("redis does not answer")
+        return {"status": "up", "backend": self.backend}
+
+    def _redis_usable(self) -> bool:
+        return self.redis is not None and time.monotonic() >= self._redis_retry_at
+
+    def _redis_failed(self, exc: Exception) -> None:
+        if time.monotonic() >= self._redis_retry_at:
+            log.warning("rate limits counted in process: Redis unavailable (%s)", exc)
+        self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+
+    async def _incr(self, key: str, window: int) -> int:
+        if self._redis_usable():
+            try:
+                return await cast(Storage, self.redis).incr(key, window)
+            except (StorageError, RedisError, OSError, TimeoutError) as exc:
+                self._redis_failed(exc)
+        return await self.memory.incr(key, window)
+
+
+class RateLimitMiddleware:
+    """RATE_LIMIT per user (by verified token) or per client IP, with headers on every answer."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        verifier: TokenVerifier,
+        proxies: tuple[Network, ...],
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.verifier = verifier
+        self.proxies = proxies
+
+    def identity(self, scope: Scope) -> str:
+        """`user:<name>` for a valid token; `ip:<address>` otherwise, so forged tokens cannot
+        spend somebody else's quota."""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                token = bearer_token(value.decode("latin-1"))
+                if token:
+                    try:
+                        return "user:" + self.verifier.verify(token).username
+                    except TokenError:
+                        pass
+                break
+        return "ip:" + client_ip(scope, self.proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        decision = await self.limiter.hit("default", self.identity(scope))
+        headers = decision.headers()
+        if not decision.allowed:
+            response = error_response(429, "Rate limit exceeded", headers=headers)
+            await response(scope, receive, send)
+            return
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = message.get("headers", [])
+                # A login 429 carries its own X-RateLimit-*; the IETF fields are lists and add up.
+                own = any(name == b"x-ratelimit-limit" for name, _ in present)
+                extra = [h for h in raw if not (own and h[0].startswith(b"x-ratelimit"))]
+                message["headers"] = [*present, *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

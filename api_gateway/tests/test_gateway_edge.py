@@ -1,0 +1,167 @@
+"""Per-user limits, client addresses, CORS, body limits, gzip and docs, in-process."""
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from gateway_apps import login, running_gateway
+
+from conftest import TokenFactory
+
+ORIGIN = "https://app.example.com"
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[TestClient]:
+    with running_gateway(
+        tmp_path,
+        rate_limit="4/hour",
+        login_rate_limit="100/hour",
+        trusted_proxies="127.0.0.1",
+        cors_origins=ORIGIN,
+        max_body_bytes=2048,
+    ) as client:
+        yield client
+
+
+def from_ip(address: str, **headers: str) -> dict[str, str]:
+    """Headers of a request relayed by a trusted proxy for `address`."""
+    return {"X-Forwarded-For": address, **headers}
+
+
+def test_each_user_has_a_quota_with_headers_on_every_answer(gateway: TestClient) -> None:
+    token = login(gateway, "user", "user123")["access_token"]
+    auth = from_ip("198.51.100.1", Authorization=f"Bearer {token}")
+    answers = [gateway.get("/me", headers=auth) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["3", "2", "1", "0"]
+    assert answers[0].headers["ratelimit-policy"] == '"default";q=4;w=3600'
+    assert answers[0].headers["ratelimit"].startswith('"default";r=3;t=')
+    refused = gateway.get("/me", headers=auth)
+    assert refused.status_code == 429
+    assert refused.json() == {"status": "error", "data": None, "message": "Rate limit exceeded"}
+    assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    # The same user from another address is still the same user.
+    moved = gateway.get("/me", headers={**auth, "X-Forwarded-For": "198.51.100.2"})
+    assert moved.status_code == 429
+
+
+def test_forged_tokens_spend_the_callers_address_quota_not_the_victims(
+    gateway: TestClient, make_token: TokenFactory
+) -> None:
+    forged = make_token("another-key-that-is-long-enough-0123456789", sub="admin")
+    for _ in range(4):
+        gateway.get("/itens", headers=from_ip("198.51.100.3", Authorization=f"Bearer {forged}"))
+    assert gateway.get("/docs", headers=from_ip("198.51.100.3")).status_code == 429
+    admin = login(gateway)["access_token"]
+    assert (
+        gateway.get(
+            "/me", headers=from_ip("198.51.100.4", Authorization=f"Bearer {admin}")
+        ).status_code
+        == 200
+    )
+
+
+def test_health_and_metrics_are_never_throttled(gateway: TestClient) -> None:
+    for _ in range(6):
+        assert gateway.get("/saude", headers=from_ip("198.51.100.5")).status_code == 200
+    assert "x-ratelimit-limit" not in gateway.get("/metrics").headers
+
+
+def test_a_client_behind_an_untrusted_peer_cannot_pick_its_address(tmp_path: Path) -> None:
+    with running_gateway(tmp_path, rate_limit="2/hour") as gateway:
+        for fake in ("1.1.1.1", "2.2.2.2"):
+            gateway.get("/docs", headers=from_ip(fake))
+        assert gateway.get("/docs", headers=from_ip("3.3.3.3")).status_code == 429
+
+
+def test_cors_allows_only_the_listed_origins(gateway: TestClient) -> None:
+    preflight = {
+        "Origin": ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    ok = gateway.options("/itens", headers=preflight)
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == ORIGIN
+    assert "access-control-allow-credentials" not in ok.headers
+    evil = gateway.options("/itens", headers={**preflight, "Origin": "https://evil.example"})
+    assert evil.status_code == 400
+    assert evil.json()["status"] == "error"
+    assert "access-control-allow-origin" not in evil.headers
+    simple = gateway.get("/saude", headers={"Origin": ORIGIN})
+    assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    assert (
+        "access-control-allow-origin"
+        not in gateway.get("/saude", headers={"Origin": "https://evil.example"}).headers
+    )
+
+
+def test_cors_is_off_by_default(tmp_path: Path) -> None:
+    with running_gateway(tmp_path) as gateway:
+        response = gateway.get("/saude", headers={"Origin": ORIGIN})
+        assert "access-control-allow-origin" not in response.headers
+        preflight = gateway.options(
+            "/login", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+        )
+        assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_large_bodies_are_413_on_every_route(gateway: TestClient) -> None:
+    big = {"username": "a" * 4000, "password": "x"}
+    assert gateway.post("/login", json=big).status_code == 413
+    assert gateway.post("/register", json=big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b" " * 512
+
+    streamed = gateway.post(
+        "/register", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["status"] == "error"
+    token = login(gateway)["access_token"]
+    forwarded = gateway.post(
+        "/itens", content=b"x" * 4096, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert forwarded.status_code == 413
+
+
+def test_large_answers_are_gzipped_for_clients_that_ask(gateway: TestClient) -> None:
+    plain = gateway.get("/openapi.json", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    packed = gateway.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    small = gateway.get("/saude", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+    assert packed.json() == plain.json()
+    assert gzip.compress(plain.content)  # sanity: the plain body is the real document
+
+
+def test_docs_assets_come_from_the_gateway_itself(tmp_path: Path) -> None:
+    with running_gateway(tmp_path) as gateway:
+        page = gateway.get("/docs").text
+        assert "/docs/assets/swagger-ui-bundle.js" in page
+        assert "cdn." not in page
+        assert "https://" not in page.split("<body>")[0]
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+            response = gateway.get(f"/docs/assets/{asset}")
+            assert response.status_code == 200, asset
+            assert len(response.content) > 10_000
+        assert "cdn." not in gateway.get("/redoc").text
+        assert gateway.get("/docs/assets/%2e%2e/%2e%2e/config.py").status_code == 404
+
+
+def test_without_the_servers_the_schema_still_lists_the_gateway_routes(gateway: TestClient) -> None:
+    schema = gateway.get("/openapi.json").json()
+    assert {"/login", "/token", "/refresh", "/logout", "/register", "/me"} <= set(schema["paths"])
+    assert (
+        schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"][
+            "tokenUrl"
+        ]
+        == "token"
+    )
