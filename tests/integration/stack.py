@@ -33,6 +33,11 @@ _SCRUBBED = (
     "PORTA",
     "SERVICE_NAME",
     "HOST",
+    "RATE_LIMIT",
+    "LOGIN_RATE_LIMIT",
+    "TRUSTED_PROXIES",
+    "CORS_ORIGINS",
+    "ITEMS_OPENAPI_URL",
 )
 STARTUP_TIMEOUT = 60.0
 
@@ -73,6 +78,9 @@ class Stack:
             "SERVIDORES": f"{self.url('server')},{self.url('server2')}",
             "LOAD_BALANCER_URL": self.url("load_balancer"),
             "MONITOR_TARGETS": ",".join(f"{s}={self.url(s)}" for s in SERVICES),
+            "ITEMS_OPENAPI_URL": f"{self.url('server')}/openapi.json",
+            # Tests elsewhere fire requests fast as one user; the limits have their own tests.
+            "RATE_LIMIT": "100000/second",
             "POLL_INTERVAL": "0.5",
             "LOG_FORMAT": "json",
         }

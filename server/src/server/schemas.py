@@ -28,6 +28,14 @@ class ItemIn(BaseModel):
     def _null_is_empty(cls, value: object) -> object:
         return "" if value is None else value
 
+    @field_validator("nome", "descricao")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL, and no name or description needs control codes.
+        if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in value):
+            raise ValueError("control characters are not allowed")
+        return value
+
 
 class ItemOut(BaseModel):
     """An item as stored."""
