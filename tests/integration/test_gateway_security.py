@@ -308,3 +308,8 @@ def test_gateway_docs_show_the_servers_item_schemas(stack: Stack) -> None:
     item_in = ours["components"]["schemas"]["ItemIn"]
     assert {"nome", "descricao", "preco"} <= set(item_in["properties"])
     assert "/{path}" not in "".join(ours["paths"])
+
+
+def test_gateway_health_names_where_rate_limits_are_counted(stack: Stack) -> None:
+    checks = httpx.get(f"{stack.url('api_gateway')}/saude").json()["data"]["checks"]
+    assert checks["rate_limits"]["backend"] == ("redis" if stack.redis_url else "memory")
