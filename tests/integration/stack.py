@@ -79,8 +79,10 @@ class Stack:
             "LOAD_BALANCER_URL": self.url("load_balancer"),
             "MONITOR_TARGETS": ",".join(f"{s}={self.url(s)}" for s in SERVICES),
             "ITEMS_OPENAPI_URL": f"{self.url('server')}/openapi.json",
-            # Tests elsewhere fire requests fast as one user; the limits have their own tests.
+            # Other tests fire requests (and bad logins) fast from one address; the limits are
+            # tested on gateways of their own (test_gateway_limits.py, test_gateway_replicas.py).
             "RATE_LIMIT": "100000/second",
+            "LOGIN_RATE_LIMIT": "100000/minute",
             "POLL_INTERVAL": "0.5",
             "LOG_FORMAT": "json",
         }

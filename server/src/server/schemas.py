@@ -32,7 +32,7 @@ class ItemIn(BaseModel):
     @classmethod
     def _no_control_characters(cls, value: str) -> str:
         # PostgreSQL text cannot hold NUL, and no name or description needs control codes.
-        if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in value):
+        if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
             raise ValueError("control characters are not allowed")
         return value
 
