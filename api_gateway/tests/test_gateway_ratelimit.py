@@ -2,9 +2,14 @@
 
 import time
 
+import pytest
+from api_gateway.config import GatewaySettings
 from api_gateway.ratelimit import RateLimiter
 from gateway_apps import closed_port
 from limits import parse
+from pydantic import ValidationError
+
+from conftest import TEST_KEY
 
 POLICIES = {"default": parse("3/hour"), "login": parse("2/hour")}
 
@@ -63,3 +68,24 @@ async def test_an_unreachable_redis_falls_back_to_counting_in_process() -> None:
     assert limiter.backend == "memory (redis down)"
     await limiter.reset("default", "user:ana")
     assert (await limiter.hit("default", "user:ana")).allowed
+
+
+@pytest.mark.parametrize(
+    "rate", ["banana", "", "10/fortnight", "10/second;100/minute", "-1/second"]
+)
+def test_a_malformed_rate_stops_the_gateway_from_starting(rate: str) -> None:
+    with pytest.raises(ValidationError):
+        GatewaySettings(secret_key=TEST_KEY, rate_limit=rate, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("trusted_proxies", "10.0.0.0/33"),
+        ("trusted_proxies", "proxy.local"),
+        ("cors_origins", "evil"),
+    ],
+)
+def test_malformed_network_settings_are_refused(setting: str, value: str) -> None:
+    with pytest.raises(ValidationError):
+        GatewaySettings(secret_key=TEST_KEY, _env_file=None, **{setting: value})  # type: ignore[arg-type]

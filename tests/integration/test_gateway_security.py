@@ -3,9 +3,13 @@ role escalation, ownership, hostile input and revocation."""
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import jwt
@@ -13,7 +17,7 @@ import pytest
 
 from conftest import mint_token
 from tests.integration.conftest import login
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, free_port
 
 ITEM = {"nome": "Caneta", "descricao": "azul", "preco": 2.5}
 GENERIC_401 = {"status": "error", "data": None, "message": "Invalid or expired token"}
@@ -313,3 +317,26 @@ def test_gateway_docs_show_the_servers_item_schemas(stack: Stack) -> None:
 def test_gateway_health_names_where_rate_limits_are_counted(stack: Stack) -> None:
     checks = httpx.get(f"{stack.url('api_gateway')}/saude").json()["data"]["checks"]
     assert checks["rate_limits"]["backend"] == ("redis" if stack.redis_url else "memory")
+
+
+@pytest.mark.parametrize(
+    ("module", "key"), [("api_gateway", ""), ("api_gateway", "changeme"), ("server", "short-key")]
+)
+def test_outside_dev_mode_a_weak_secret_key_stops_the_service(
+    module: str, key: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEV_MODE"}}
+    env |= {"DEV_MODE": "false", "PORTA": str(free_port()), "DATABASE_URL": "sqlite:///:memory:"}
+    if key:
+        env["SECRET_KEY"] = key
+    result = subprocess.run(
+        [sys.executable, "-m", module],
+        env=env,
+        cwd=tmp_path,  # no stray .env file
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
