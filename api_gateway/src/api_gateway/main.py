@@ -60,6 +60,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))
         add_health_check(app, HealthCheck("rate_limits", limiter.ping, critical=False))
         yield
+        await limiter.close()
         await upstream.close()
         await engine.dispose()
 

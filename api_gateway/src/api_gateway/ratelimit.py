@@ -59,13 +59,7 @@ class Decision:
         return headers
 
 
-def _redis_storage(url: str) -> RedisStorage:
-    pool = ConnectionPool.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 0),
-    )
+def _redis_storage(pool: ConnectionPool, url: str) -> RedisStorage:
     options = cast(dict[str, Any], {"connection_pool": pool})
     return RedisStorage(
         "async+" + url,
@@ -82,8 +76,23 @@ class RateLimiter:
     def __init__(self, policies: Mapping[str, RateLimitItem], redis_url: str | None) -> None:
         self.policies = dict(policies)
         self.memory = MemoryStorage()
-        self.redis: RedisStorage | None = _redis_storage(redis_url) if redis_url else None
+        self.redis: RedisStorage | None = None
+        self._pool: ConnectionPool | None = None
+        if redis_url:
+            # Short timeouts and no retries: a slow Redis must not slow requests down.
+            self._pool = ConnectionPool.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self.redis = _redis_storage(self._pool, redis_url)
         self._redis_retry_at = 0.0
+
+    async def close(self) -> None:
+        """Close the Redis connections (lifespan end)."""
+        if self._pool is not None:
+            await self._pool.aclose()
 
     @property
     def backend(self) -> str:
