@@ -40,6 +40,8 @@ class RevocationList:
     def __init__(self, redis_url: str | None = None) -> None:
         self.redis_url = redis_url
         self._revoked: dict[str, float] = {}
+        # Revoked while Redis was unreachable: published as soon as it is back.
+        self._unshared: set[str] = set()
         self._redis: Redis | None = None
         self._follower: asyncio.Task[None] | None = None
         self.connected = False
@@ -61,8 +63,8 @@ class RevocationList:
                 pipe.publish(CHANNEL, f"{token_id} {until}")
                 added, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
-            # Kept locally; pushed to Redis by the next resync once it is back.
-            log.warning("revocation not shared (Redis unavailable): %s", exc)
+            log.warning("revocation not shared yet (Redis unavailable): %s", exc)
+            self._unshared.add(token_id)
             return fresh
         # Redis decides between replicas: of two racing callers only one sees a fresh id.
         return fresh and bool(added)
@@ -85,17 +87,26 @@ class RevocationList:
         if self._redis is not None:
             await self._redis.aclose()
 
-    async def _sync(self) -> None:
-        """Push local revocations, drop expired ones, and load everything still in force."""
+    async def _sync(self, *, reconnected: bool = False) -> None:
+        """Share what was revoked while Redis was away, drop expired ids, load the rest.
+
+        After a reconnection every id this process knows is written back too, so a Redis that
+        restarted empty learns again what its clients remember.
+        """
         assert self._redis is not None
         now = time.time()
         self._prune(now)
+        unshared = {i: self._revoked[i] for i in self._unshared if i in self._revoked}
+        known = dict(self._revoked) if reconnected else unshared
         async with self._redis.pipeline(transaction=False) as pipe:
-            if self._revoked:
-                pipe.zadd(KEY, dict(self._revoked), gt=True)
+            if known:
+                pipe.zadd(KEY, known, gt=True)
+            for token_id, until in unshared.items():
+                pipe.publish(CHANNEL, f"{token_id} {until}")
             pipe.zremrangebyscore(KEY, "-inf", now)
             pipe.zrangebyscore(KEY, now, "+inf", withscores=True)
             results = await pipe.execute()
+        self._unshared -= set(unshared)
         for member, score in results[-1]:
             key = member.decode() if isinstance(member, bytes) else str(member)
             self._revoked[key] = max(float(score), self._revoked.get(key, 0.0))
@@ -103,6 +114,7 @@ class RevocationList:
     def _prune(self, now: float) -> None:
         for token_id in [i for i, until in self._revoked.items() if until <= now]:
             del self._revoked[token_id]
+            self._unshared.discard(token_id)
 
     def _apply(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
@@ -118,7 +130,7 @@ class RevocationList:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     # Subscribed, then loaded: a revocation in between is seen twice, not lost.
-                    await self._sync()
+                    await self._sync(reconnected=True)
                     if not self.connected:
                         log.info("revocation list following Redis")
                     self.connected, backoff = True, 0.5
