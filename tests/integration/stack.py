@@ -39,7 +39,8 @@ _SCRUBBED = (
     "CORS_ORIGINS",
     "ITEMS_OPENAPI_URL",
 )
-STARTUP_TIMEOUT = 60.0
+# Generous: on a busy 2-core machine six cold Python starts can take well over a minute.
+STARTUP_TIMEOUT = 120.0
 
 
 def free_port() -> int:
