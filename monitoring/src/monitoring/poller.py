@@ -118,8 +118,9 @@ class Poller:
         finally:
             SCRAPE_DURATION.labels(target.name).set(time.perf_counter() - started)
         if target.name == self.settings.balancer_target:
-            target.backend_source = "metrics" if scrape.backend_requests else None
-            if not scrape.backend_requests:
+            if scrape.backend_requests:
+                target.backend_source = "metrics"
+            else:
                 await self._read_status(target, scrape)
         target.record_scrape(scrape, time.monotonic())
 
@@ -135,7 +136,9 @@ class Poller:
             return
         scrape.backend_requests = requests
         scrape.backend_state = states or scrape.backend_state
-        target.backend_source = "status" if requests else None
+        # A failed read above keeps the last known source: one slow /status is not "no split".
+        if requests:
+            target.backend_source = "status"
 
     def target_named(self, url: str) -> str | None:
         """The target whose base URL is `url` (maps a backend URL to a service name)."""
