@@ -21,8 +21,23 @@ $(CURDIR)/.tools/bin/uv:
 sync: | $(UV) ## Create .venv and install the workspace (locked versions)
 	$(UV) sync --frozen --all-packages
 
+# Where `make up` listens. Override them to run a second copy beside the first
+# (GATEWAY_PORT=9000 ... make up); the URLs the services use to find each other follow,
+# unless you set those URLs yourself.
+up: export GATEWAY_PORT ?= 8000
+up: export BALANCER_PORT ?= 8001
+up: export SERVER_PORT ?= 8002
+up: export SERVER2_PORT ?= 8003
+up: export CACHE_PORT ?= 8004
+up: export MONITOR_PORT ?= 8005
+up: export RUN_DIR ?= $(CURDIR)/.run
+LOCAL := http://127.0.0.1
+up: export SERVIDORES ?= $(LOCAL):$(SERVER_PORT),$(LOCAL):$(SERVER2_PORT)
+up: export LOAD_BALANCER_URL ?= $(LOCAL):$(BALANCER_PORT)
+up: export ITEMS_OPENAPI_URL ?= $(LOCAL):$(SERVER_PORT)/openapi.json
+up: export MONITOR_TARGETS ?= api_gateway=$(LOCAL):$(GATEWAY_PORT),load_balancer=$(LOCAL):$(BALANCER_PORT),server=$(LOCAL):$(SERVER_PORT),server2=$(LOCAL):$(SERVER2_PORT),cache=$(LOCAL):$(CACHE_PORT),monitoring=$(LOCAL):$(MONITOR_PORT)
 up: sync ## Start all six services on 8000-8005 (Ctrl-C stops them)
-	@mkdir -p .run data
+	@mkdir -p "$(RUN_DIR)" data
 	PATH="$(VENV_BIN):$$PATH" DEV_MODE="$${DEV_MODE:-true}" \
 		$(VENV_BIN)/supervisord -n -c scripts/supervisord.conf
 

@@ -7,12 +7,12 @@ import urllib.error
 import urllib.request
 
 SERVICES = [
-    ("api_gateway", 8000, "/docs"),
-    ("load_balancer", 8001, "/status"),
-    ("server", 8002, "/docs"),
-    ("server2", 8003, "/docs"),
-    ("cache", 8004, "/docs"),
-    ("monitoring", 8005, "/dashboard"),
+    ("api_gateway", int(os.environ.get("GATEWAY_PORT", "8000")), "/docs"),
+    ("load_balancer", int(os.environ.get("BALANCER_PORT", "8001")), "/status"),
+    ("server", int(os.environ.get("SERVER_PORT", "8002")), "/docs"),
+    ("server2", int(os.environ.get("SERVER2_PORT", "8003")), "/docs"),
+    ("cache", int(os.environ.get("CACHE_PORT", "8004")), "/docs"),
+    ("monitoring", int(os.environ.get("MONITOR_PORT", "8005")), "/dashboard"),
 ]
 HOST = os.environ.get("READY_HOST", "127.0.0.1")
 DEADLINE_SECONDS = float(os.environ.get("READY_TIMEOUT", "90"))

@@ -1,6 +1,7 @@
 """Starts the six services as real uvicorn processes on free loopback ports."""
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -22,7 +23,7 @@ SERVICES: dict[str, tuple[str, dict[str, str]]] = {
     "monitoring": ("monitoring", {}),
 }
 # Settings a developer's shell might carry that must not leak into the processes under test.
-_SCRUBBED = (
+SCRUBBED = (
     "DATABASE_URL",
     "REDIS_URL",
     "SECRET_KEY",
@@ -44,10 +45,20 @@ STARTUP_TIMEOUT = 120.0
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody listens on, below Linux's ephemeral range (32768+).
+
+    Ports the kernel hands out for outgoing connections could be taken again between this
+    check and the service's bind; ports below that range only collide with other listeners.
+    """
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found in 20000-32000")
 
 
 @dataclass
@@ -69,7 +80,7 @@ class Stack:
 
     def env(self, service: str) -> dict[str, str]:
         """The environment a user would set for this service."""
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
         env |= {
             "PORTA": str(self.ports[service]),
             "HOST": "127.0.0.1",
