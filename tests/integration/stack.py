@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class Stack:
             "RATE_LIMIT": "100000/second",
             "LOGIN_RATE_LIMIT": "100000/minute",
             "POLL_INTERVAL": "0.5",
+            "HEALTH_INTERVAL": "0.5",
             "LOG_FORMAT": "json",
         }
         if self.redis_url:
@@ -135,12 +137,29 @@ class Stack:
         tail = self.log_path(service).read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{service} did not become healthy ({self.name}):\n{tail}")
 
-    def start_all(self) -> None:
-        """Start all six and wait until each is healthy."""
-        for service in SERVICES:
+    def start_all(self, services: Iterable[str] = tuple(SERVICES)) -> None:
+        """Start the services (all six by default), wait until each is healthy and balanced."""
+        for service in services:
             self.start(service)
-        for service in SERVICES:
+        for service in services:
             self.wait_healthy(service)
+        if "load_balancer" in services:
+            self.wait_balanced()
+
+    def wait_balanced(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Block until the balancer's /status shows every backend up."""
+        deadline = time.monotonic() + timeout
+        states: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"{self.url('load_balancer')}/status", timeout=1)
+                states = [b["state"] for b in status.json()["data"]["backends"]]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                states = []
+            if states and all(state == "up" for state in states):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"balancer backends not all up ({self.name}): {states}")
 
     def signal(self, service: str, sig: signal.Signals) -> None:
         """Send a signal to one service and reap it."""

@@ -19,6 +19,8 @@ from svc_common.middleware import RequestContextMiddleware
 from svc_common.revocation import RevocationList
 from svc_common.settings import AuthSettings, ServiceSettings
 
+KEEP_ALIVE_SECONDS = 75
+
 
 def create_app(
     settings: ServiceSettings,
@@ -109,6 +111,10 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # Longer than any client's idle expiry (httpx 5 s, aiohttp 15 s, nginx 60 s), so the
+        # client closes an idle connection first; with uvicorn's 5 s a request sent just as the
+        # server gives up on the connection fails with no response (nginx keeps 75 s too).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # The gateway decides itself which proxies it trusts (TRUSTED_PROXIES).
         proxy_headers=False,
         timeout_graceful_shutdown=10,

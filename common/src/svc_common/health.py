@@ -27,6 +27,14 @@ class HealthCheck:
     critical: bool = True
 
 
+class CheckFailed(Exception):
+    """Raised by a probe whose dependency is unusable, with the details /saude should show."""
+
+    def __init__(self, detail: Any) -> None:
+        super().__init__("health check failed")
+        self.detail = detail
+
+
 class HealthReport(BaseModel):
     """What /saude reports."""
 
@@ -41,6 +49,8 @@ async def _run(check: HealthCheck) -> tuple[str, bool, Any]:
         detail = await asyncio.wait_for(check.probe(), CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return check.name, False, {"status": "down", "error": "timeout"}
+    except CheckFailed as exc:
+        return check.name, False, exc.detail
     except Exception as exc:
         log.warning("health check %s failed: %s", check.name, exc)
         return check.name, False, {"status": "down", "error": type(exc).__name__}

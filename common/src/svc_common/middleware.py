@@ -76,5 +76,7 @@ class RequestContextMiddleware:
                     scope["path"],
                     status,
                     elapsed * 1000,
+                    # A proxy adds what it knows, e.g. the balancer's backend.
+                    extra=scope.get("access_log_extra"),
                 )
             request_id_var.reset(token)

@@ -41,16 +41,29 @@ class BodyTooLarge(Exception):
 
 
 def new_session(
-    *, total_timeout: float, connect_timeout: float, limit: int, limit_per_host: int
+    *,
+    total_timeout: float,
+    connect_timeout: float,
+    limit: int,
+    limit_per_host: int,
+    keepalive_timeout: float = 4.0,
+    retry_stale_connections: bool = True,
 ) -> aiohttp.ClientSession:
-    """A keep-alive session for forwarding: no cookies, no decompression, no extra headers."""
+    """A keep-alive session for forwarding: no cookies, no decompression, no extra headers.
+
+    keepalive_timeout stays below the upstream's idle timeout (uvicorn's default is 5 s), so a
+    request is never written on a connection the upstream is closing.
+    retry_stale_connections keeps aiohttp's resend of an idempotent request whose reused
+    connection failed; a caller with its own retry policy turns it off.
+    """
     connector = aiohttp.TCPConnector(
         limit=limit,
         limit_per_host=limit_per_host,
         ttl_dns_cache=10,
         family=socket.AF_UNSPEC,
+        keepalive_timeout=keepalive_timeout,
     )
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -58,6 +71,9 @@ def new_session(
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         raise_for_status=False,
     )
+    # No public switch exists; aiohttp's own test client flips the same attribute.
+    session._retry_connection = retry_stale_connections
+    return session
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -76,26 +92,37 @@ def client_address(scope: Scope) -> str:
     return client[0] if client else "unknown"
 
 
-def upstream_headers(scope: Scope, *, client_ip: str) -> list[tuple[str, str]]:
-    """End-to-end request headers plus X-Forwarded-* and the request id."""
+def upstream_headers(
+    scope: Scope, *, client_ip: str, keep_forwarded: bool = False
+) -> list[tuple[str, str]]:
+    """End-to-end request headers plus X-Forwarded-* and the request id.
+
+    keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
+    -Proto it received, which describe the client's request, instead of its own.
+    """
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     dropped = _NOT_FORWARDED_UP | _connection_tokens(headers)
     out: list[tuple[str, str]] = []
     forwarded_for = ""
     host = ""
+    proto = ""
     for name, value in headers:
-        if name == b"x-forwarded-for":
+        if keep_forwarded and name == b"x-forwarded-host":
+            host = value.decode("latin-1")
+        elif keep_forwarded and name == b"x-forwarded-proto":
+            proto = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
             forwarded_for = (
                 f"{forwarded_for}, {value.decode('latin-1')}"
                 if forwarded_for
                 else value.decode("latin-1")
             )
         elif name == b"host":
-            host = value.decode("latin-1")
+            host = host or value.decode("latin-1")
         elif name not in dropped:
             out.append((name.decode("latin-1"), value.decode("latin-1")))
     out.append(("X-Forwarded-For", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip))
-    out.append(("X-Forwarded-Proto", scope.get("scheme", "http")))
+    out.append(("X-Forwarded-Proto", proto or scope.get("scheme", "http")))
     if host:
         out.append(("X-Forwarded-Host", host))
     out.append(("X-Request-ID", request_id_var.get()))
@@ -175,7 +202,11 @@ async def forward(
 ) -> int:
     """Send the request to base_url and relay the answer; returns the upstream status."""
     async with session.request(
-        scope["method"], upstream_url(base_url, scope), headers=headers, data=body or None
+        scope["method"],
+        upstream_url(base_url, scope),
+        headers=headers,
+        data=body or None,
+        allow_redirects=False,  # a redirect is the client's to follow, not the proxy's
     ) as response:
         await relay_response(response, send)
         return response.status

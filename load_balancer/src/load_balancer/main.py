@@ -5,52 +5,113 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel
 from starlette.middleware import Middleware
 from svc_common.app import add_health_check, create_app, serve
 from svc_common.envelope import Envelope
-from svc_common.health import HealthCheck
+from svc_common.health import CheckFailed, HealthCheck
 
 from load_balancer.config import BalancerSettings
+from load_balancer.health import HealthChecker
 from load_balancer.proxy import Balancer, BalancerMiddleware
 
 router = APIRouter(tags=["balancer"])
 
 
-@router.get("/status", summary="Per-backend statistics")
-async def status(request: Request) -> Envelope[list[dict[str, Any]]]:
-    """Requests, failures and in-flight count of every backend."""
+class Latency(BaseModel):
+    """Percentiles over the backend's last 1024 answers, in milliseconds."""
+
+    p50: float | None
+    p95: float | None
+
+
+class BackendStatus(BaseModel):
+    """One backend as the balancer sees it."""
+
+    name: str
+    url: str
+    origin: str
+    state: str
+    healthy: bool
+    in_flight: int
+    requests: int
+    failures: int
+    ejections: int
+    latency_ms: Latency
+    last_error: str | None
+    last_check_error: str | None
+
+
+class BalancerStatus(BaseModel):
+    """The strategy, the backends, and SERVIDORES names that do not resolve."""
+
+    strategy: str
+    health_interval: float
+    backends: list[BackendStatus]
+    unresolved: dict[str, str]
+
+
+@router.get("/status", summary="Per-backend state and statistics")
+async def status(request: Request) -> Envelope[BalancerStatus]:
+    """State, in-flight, requests, failures, ejections and p50/p95 latency of every backend."""
     balancer: Balancer = request.app.state.balancer
-    return Envelope(data=[b.snapshot() for b in balancer.pool.backends])
+    checker: HealthChecker = request.app.state.health_checker
+    report = BalancerStatus(
+        strategy=balancer.settings.balance_strategy,
+        health_interval=balancer.settings.health_interval,
+        backends=[BackendStatus.model_validate(b.snapshot()) for b in balancer.pool.backends],
+        unresolved=checker.unresolved,
+    )
+    return Envelope(data=report)
 
 
 def build_app(settings: BalancerSettings | None = None) -> FastAPI:
     """The balancer for these settings (read from the environment by default)."""
     settings = settings or BalancerSettings()
     balancer = Balancer(settings)
+    checker = HealthChecker(settings, balancer.pool)
 
     async def backends() -> dict[str, Any]:
-        return {"status": "up", "backends": [b.snapshot() for b in balancer.pool.backends]}
+        """Each backend's state; degraded while any is not taking traffic."""
+        states = [
+            {"name": b.name, "state": b.state, "in_flight": b.in_flight}
+            for b in balancer.pool.backends
+        ]
+        serving = sum(1 for s in states if s["state"] in {"up", "unknown"})
+        if serving and serving == len(states) and not checker.unresolved:
+            return {"status": "up", "backends": states}
+        detail = {
+            "status": "degraded" if serving else "down",
+            "backends": states,
+            "unresolved": checker.unresolved,
+        }
+        raise CheckFailed(detail)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Open the shared upstream session for the life of the process."""
+        """Open the upstream session and start the health checks for the life of the process."""
         await balancer.start()
+        await checker.start()
+        # Not critical: the balancer itself is alive and answers 503s quickly on its own.
         add_health_check(app, HealthCheck("backends", backends, critical=False))
         yield
+        await checker.close()
         await balancer.close()
 
     app = create_app(
         settings,
         title="Load balancer",
         description=(
-            "Round-robin over `SERVIDORES`. Every path other than the ones listed here is "
-            "forwarded to a backend server."
+            "Spreads requests over `SERVIDORES` (round-robin or least-connections), checks "
+            "each backend's health, and retries on another backend when that is safe. Every "
+            "path other than the ones listed here is forwarded to a backend server."
         ),
         lifespan=lifespan,
         routers=[router],
         middleware=[Middleware(BalancerMiddleware, balancer=balancer)],
     )
     app.state.balancer = balancer
+    app.state.health_checker = checker
     return app
 
 

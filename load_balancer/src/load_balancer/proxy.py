@@ -1,5 +1,16 @@
-"""The forwarding path: plain ASGI, no routing or pydantic work per request."""
+"""The forwarding path: plain ASGI, no routing or pydantic work per request.
 
+Retry policy, decided per failed try:
+- nothing reached the backend (connect refused, unreachable, connect timeout): any method
+  goes to the next backend, as long as its body can still be sent again;
+- the request went out but no answer came back (reset, closed, per-try timeout): only an
+  idempotent method, or a request carrying an `Idempotency-Key`, goes once more elsewhere;
+  a POST whose bytes reached a backend is never sent twice;
+- once the response has started towards the client nothing is retried.
+"""
+
+import asyncio
+import errno
 import logging
 import time
 
@@ -10,28 +21,70 @@ from svc_common.envelope import error_response
 from svc_common.proxy import (
     RelayInterrupted,
     client_address,
-    forward,
     new_session,
-    read_body,
+    relay_response,
     route_label,
     upstream_headers,
+    upstream_url,
 )
 
 from load_balancer.backends import Backend, BackendPool
+from load_balancer.body import ClientGone, RequestBody
 from load_balancer.config import BalancerSettings
+from load_balancer.stats import NO_BACKEND, RETRIES
 
 log = logging.getLogger("load_balancer.proxy")
 
 # The balancer's own endpoints (and its docs); every other path belongs to the backends.
 OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
+# RFC 9110 section 9.2.2.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+class TryFailed(Exception):
+    """One try went wrong; `sent` says whether the request may have reached the backend."""
+
+    def __init__(self, reason: str, error: str, *, sent: bool) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+        self.sent = sent
+
+    @property
+    def metric_reason(self) -> str:
+        """The failure reason as the backend metrics count it."""
+        return "timeout" if self.reason == "deadline" else self.reason
+
+
+# A reset with no answer: the backend closed with our request unread in its socket buffer
+# (the kernel answers RST, not FIN, when a process dies or closes with unread data).
+_UNREAD_RESETS = frozenset({errno.ECONNRESET, errno.EPIPE})
+
+
+def _failure(exc: BaseException) -> TryFailed:
+    """Classify an aiohttp failure by whether the backend can have seen the request."""
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return TryFailed("connect", name, sent=False)
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno in _UNREAD_RESETS:
+        return TryFailed("reset", f"{name}: {exc.strerror}", sent=False)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return TryFailed("timeout", name, sent=True)
+    if isinstance(exc, TimeoutError):
+        return TryFailed("deadline", name, sent=True)
+    return TryFailed("reset", name, sent=True)
+
+
+def _has_idempotency_key(scope: Scope) -> bool:
+    return any(name == b"idempotency-key" for name, _ in scope["headers"])
 
 
 class Balancer:
-    """Sends each request to the next backend, moving on when one cannot be reached."""
+    """Sends each request to a healthy backend and retries it elsewhere when that is safe."""
 
     def __init__(self, settings: BalancerSettings) -> None:
         self.settings = settings
-        self.pool = BackendPool(settings.servidores)
+        self.pool = BackendPool(settings)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -40,7 +93,8 @@ class Balancer:
             total_timeout=self.settings.upstream_timeout,
             connect_timeout=self.settings.connect_timeout,
             limit=self.settings.pool_limit,
-            limit_per_host=self.settings.pool_limit,
+            limit_per_host=self.settings.pool_limit_per_backend,
+            keepalive_timeout=self.settings.keepalive_timeout,
         )
 
     async def close(self) -> None:
@@ -49,59 +103,128 @@ class Balancer:
             await self._session.close()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Forward one request, failing over to the next backend on a connect error."""
-        assert self._session is not None, "Balancer.start() was not called"
+        """Forward one request, retrying on other backends as the policy allows."""
         scope["route_template"] = route_label(scope["path"])
-        body = await read_body(receive)
-        headers = upstream_headers(scope, client_ip=client_address(scope))
-        for backend in self.pool.rotation():
-            started = time.perf_counter()
-            backend.in_flight += 1
-            backend.requests += 1
+        try:
+            body = await RequestBody.read(receive, limit=self.settings.retry_buffer_bytes)
+        except ClientGone:
+            return
+        headers = upstream_headers(scope, client_ip=client_address(scope), keep_forwarded=True)
+        resend_ok = scope["method"] in IDEMPOTENT_METHODS or _has_idempotency_key(scope)
+        tried: list[Backend] = []
+        failure: TryFailed | None = None
+        resent = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.upstream_timeout
+        while (backend := self.pool.pick(tried)) is not None:
+            if loop.time() >= deadline:
+                failure = TryFailed("deadline", "deadline passed", sent=True)
+                break
+            if failure is not None:
+                RETRIES.labels(failure.reason).inc()
+            tried.append(backend)
             try:
-                status = await forward(
-                    self._session, backend.url, scope, send, body=body, headers=headers
+                status = await self._try(
+                    backend, scope, send, body=body, headers=headers, deadline=deadline
                 )
-                self._log(scope, backend, status, started)
-                return
-            except aiohttp.ClientConnectorError as exc:
-                # Nothing reached the backend, so any method may safely go to the next one.
-                self._failed(backend, exc)
-                continue
+            except TryFailed as exc:
+                failure = exc
             except RelayInterrupted as exc:
-                # Headers are already out: all that is left is to drop the connection.
-                self._failed(backend, exc)
+                # The answer had started towards the client: all that is left is to drop it.
+                self.pool.failed(backend, "reset", type(exc.__cause__).__name__)
+                self._log_access(scope, backend, len(tried))
                 return
-            except TimeoutError as exc:
-                self._failed(backend, exc)
-                await error_response(504, "Upstream server timed out")(scope, receive, send)
+            else:
+                if status >= 500:
+                    self.pool.failed(backend, "http_5xx", f"HTTP {status}")
+                self._log_access(scope, backend, len(tried))
                 return
-            except aiohttp.ClientError as exc:
-                self._failed(backend, exc)
-                await error_response(502, "Upstream server failed")(scope, receive, send)
+            if body.client_gone:
                 return
-            finally:
-                backend.in_flight -= 1
-        await error_response(503, "No backend server available", headers={"Retry-After": "1"})(
-            scope, receive, send
+            self._log_failure(scope, backend, failure)
+            self.pool.failed(backend, failure.metric_reason, failure.error)
+            if failure.reason == "deadline" or not body.replayable:
+                break
+            if failure.sent:
+                # It reached the backend: resend once, and only if doing it twice is harmless.
+                if resent or not resend_ok:
+                    break
+                resent = True
+        await self._give_up(scope, receive, send, failure)
+
+    async def _try(
+        self,
+        backend: Backend,
+        scope: Scope,
+        send: Send,
+        *,
+        body: RequestBody,
+        headers: list[tuple[str, str]],
+        deadline: float,
+    ) -> int:
+        """One try on one backend; raises TryFailed when no answer reached the client."""
+        assert self._session is not None, "Balancer.start() was not called"
+        if backend.host_header:
+            headers = [*headers, ("Host", backend.host_header)]
+        timeout = aiohttp.ClientTimeout(
+            total=deadline - asyncio.get_running_loop().time(),
+            sock_connect=self.settings.connect_timeout,
+            sock_read=self.settings.try_timeout,
         )
+        backend.requests += 1
+        backend.metrics.requests.inc()
+        backend.in_flight += 1
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                scope["method"],
+                upstream_url(backend.url, scope),
+                headers=headers,
+                data=body.payload(),
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                await relay_response(response, send)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _failure(exc) from exc
+        finally:
+            backend.in_flight -= 1
+        if response.status < 500:
+            backend.record_success(time.perf_counter() - started)
+        return response.status
+
+    async def _give_up(
+        self, scope: Scope, receive: Receive, send: Send, failure: TryFailed | None
+    ) -> None:
+        scope["access_log_extra"] = {"backend": "-"}
+        if failure is None or failure.reason == "connect":
+            NO_BACKEND.inc()
+            response = error_response(
+                503, "No backend server available", headers={"Retry-After": "1"}
+            )
+        elif failure.reason in {"timeout", "deadline"}:
+            response = error_response(504, "Upstream server timed out")
+        else:
+            response = error_response(502, "Upstream server failed")
+        await response(scope, receive, send)
 
     @staticmethod
-    def _failed(backend: Backend, exc: BaseException) -> None:
-        backend.failures += 1
-        backend.last_error = type(exc).__name__
-        log.warning("backend %s failed: %s", backend.url, backend.last_error)
-
-    @staticmethod
-    def _log(scope: Scope, backend: Backend, status: int, started: float) -> None:
-        log.info(
-            "%s %s -> %s %d %.1fms",
+    def _log_failure(scope: Scope, backend: Backend, failure: TryFailed) -> None:
+        log.warning(
+            "%s %s: backend %s failed (%s: %s)",
             scope["method"],
             scope["path"],
-            backend.url,
-            status,
-            (time.perf_counter() - started) * 1000,
+            backend.name,
+            failure.reason,
+            failure.error,
         )
+
+    @staticmethod
+    def _log_access(scope: Scope, backend: Backend, tries: int) -> None:
+        extra: dict[str, object] = {"backend": backend.name}
+        if tries > 1:
+            extra["tries"] = tries
+        scope["access_log_extra"] = extra
 
 
 class BalancerMiddleware:

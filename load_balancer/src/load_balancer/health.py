@@ -1,0 +1,155 @@
+"""Active health checks, and the resolution of SERVIDORES names into backend addresses."""
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+
+import aiohttp
+from yarl import URL
+
+from load_balancer.backends import Backend, BackendPool
+from load_balancer.config import BalancerSettings
+
+log = logging.getLogger("load_balancer.health")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def resolve(origin: str) -> list[Backend]:
+    """The backends one SERVIDORES entry stands for: every address of its host name.
+
+    IPv4 addresses are preferred; IPv6 ones are used when the name has no IPv4 address
+    (so `localhost` is one backend, not two). Raises OSError when the name does not resolve.
+    """
+    url = URL(origin)
+    host = url.host or ""
+    if _is_ip(host):
+        return [Backend(origin, origin=origin, name=origin)]
+    port = url.port or (443 if url.scheme == "https" else 80)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    v4 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
+    v6 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET6]
+    addresses = sorted(set(v4 or v6))
+    return [
+        Backend(
+            str(url.with_host(ip).with_port(port)),
+            origin=origin,
+            name=f"{origin} ({ip})",
+            host_header=url.raw_authority,
+        )
+        for ip in addresses
+    ]
+
+
+class HealthChecker:
+    """Probes every backend on its own cadence and keeps the pool in step with DNS."""
+
+    def __init__(self, settings: BalancerSettings, pool: BackendPool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.unresolved: dict[str, str] = {}
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._resolver: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Resolve SERVIDORES and start probing (lifespan start)."""
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit_per_host=2, keepalive_timeout=self.settings.keepalive_timeout
+            ),
+            timeout=aiohttp.ClientTimeout(total=self.settings.health_timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": "load_balancer-health-check"},
+        )
+        await self.resolve_all()
+        self._resolver = asyncio.create_task(self._resolve_forever(), name="lb-resolve")
+
+    async def close(self) -> None:
+        """Stop every probe and close the probe session (lifespan end)."""
+        tasks = [*self._watchers.values(), *([self._resolver] if self._resolver else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+
+    async def resolve_all(self) -> None:
+        """Bring the pool in line with what each SERVIDORES entry resolves to now."""
+        for origin in self.settings.servidores:
+            try:
+                fresh = await resolve(origin)
+            except OSError as exc:
+                # Keep the addresses we had: a DNS hiccup must not empty the pool.
+                if origin not in self.unresolved:
+                    log.warning("cannot resolve %s: %s", origin, exc)
+                self.unresolved[origin] = str(exc)
+                continue
+            self.unresolved.pop(origin, None)
+            for backend in self.pool.replace(origin, fresh):
+                log.info("backend %s left the pool", backend.name)
+                task = self._watchers.pop(id(backend), None)
+                if task is not None:
+                    task.cancel()
+        for backend in self.pool.backends:
+            if id(backend) not in self._watchers:
+                self._watchers[id(backend)] = asyncio.create_task(
+                    self._watch(backend), name=f"lb-probe {backend.name}"
+                )
+
+    async def _resolve_forever(self) -> None:
+        while True:
+            # An entry that does not resolve yet (a container still starting) is retried sooner.
+            pause = self.settings.fast_interval if self.unresolved else None
+            await asyncio.sleep(pause or self.settings.resolve_interval)
+            try:
+                await self.resolve_all()
+            except Exception:  # a resolver bug must not stop re-resolution for good
+                log.exception("re-resolving SERVIDORES failed")
+
+    async def _watch(self, backend: Backend) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            since = time.monotonic()
+            try:
+                ok, error = await self.probe(backend)
+                if error == "timeout" and backend.last_answer >= since:
+                    # Slow, not dead: it answered real requests while the probe waited.
+                    log.info("health check of %s timed out while it served traffic", backend.name)
+                else:
+                    backend.record_probe(ok, self.settings, error=error)
+            except Exception:  # one bad probe must not end this backend's checks
+                log.exception("health check of %s failed", backend.name)
+            pause = started + backend.probe_interval(self.settings) - loop.time()
+            await asyncio.sleep(max(0.0, pause))
+
+    async def probe(self, backend: Backend) -> tuple[bool, str | None]:
+        """One GET of the health path: passed, or why not."""
+        assert self._session is not None, "HealthChecker.start() was not called"
+        headers = {"Host": backend.host_header} if backend.host_header else None
+        try:
+            async with self._session.get(
+                backend.url + self.settings.health_path, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+        except aiohttp.ConnectionTimeoutError:
+            return False, "connect timeout"
+        except TimeoutError:
+            return False, "timeout"
+        except aiohttp.ClientError as exc:
+            return False, type(exc).__name__
+        if response.status != 200:
+            return False, f"HTTP {response.status}"
+        return True, None
