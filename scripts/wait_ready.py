@@ -1,5 +1,6 @@
 """Wait until every service of `make up` answers /saude, then print where everything is."""
 
+import json
 import os
 import sys
 import time
@@ -14,16 +15,20 @@ SERVICES = [
     ("cache", int(os.environ.get("CACHE_PORT", "8004")), "/docs"),
     ("monitoring", int(os.environ.get("MONITOR_PORT", "8005")), "/dashboard"),
 ]
+BALANCER_PORT = 8001
 HOST = os.environ.get("READY_HOST", "127.0.0.1")
 DEADLINE_SECONDS = float(os.environ.get("READY_TIMEOUT", "90"))
 
 
 def answers(port: int) -> bool:
-    """True when /saude returns 200."""
+    """True when /saude returns 200 (and, for the balancer, says every backend is up)."""
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/saude", timeout=2) as response:
+            if port == BALANCER_PORT:
+                # Ready means requests get through: the balancer has seen the servers answer.
+                return bool(json.load(response)["data"]["status"] == "ok")
             return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
         return False
 
 

@@ -131,6 +131,17 @@ async def test_a_post_with_an_idempotency_key_may_be_sent_again(
     assert ok.hits[0].headers["idempotency-key"] == "k-1"
 
 
+async def test_with_added_idempotency_keys_a_post_may_be_sent_again_under_one_key(
+    scripted: Any, dying: Any, client: Client
+) -> None:
+    dead, ok = dying(read_first=True), await scripted("ok")
+    _, http = await client([dead.url, ok.url], add_idempotency_keys=True)
+    assert (await http.post("/itens", json={"nome": "x"})).status_code == 201
+    [first] = dead.requests
+    key = ok.hits[0].headers["idempotency-key"]
+    assert f"idempotency-key: {key}".encode() in first.lower()
+
+
 async def test_a_silent_backend_costs_a_get_one_try_timeout_then_it_moves_on(
     scripted: Any, client: Client
 ) -> None:

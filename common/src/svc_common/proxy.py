@@ -49,13 +49,11 @@ def new_session(
     keepalive_timeout: float = 4.0,
     retry_stale_connections: bool = True,
 ) -> aiohttp.ClientSession:
-    """A keep-alive session for forwarding: no cookies, no decompression, no extra headers.
-
-    keepalive_timeout stays below the upstream's idle timeout (uvicorn's default is 5 s), so a
-    request is never written on a connection the upstream is closing.
-    retry_stale_connections keeps aiohttp's resend of an idempotent request whose reused
-    connection failed; a caller with its own retry policy turns it off.
-    """
+    """A keep-alive session for forwarding: no cookies, no decompression, no extra headers."""
+    # keepalive_timeout stays below the upstream's idle timeout (uvicorn's default is 5 s), so
+    # a request is never written on a connection the upstream is closing.
+    # retry_stale_connections keeps aiohttp's resend of an idempotent request whose reused
+    # connection failed; a caller with its own retry policy turns it off.
     connector = aiohttp.TCPConnector(
         limit=limit,
         limit_per_host=limit_per_host,
@@ -95,11 +93,9 @@ def client_address(scope: Scope) -> str:
 def upstream_headers(
     scope: Scope, *, client_ip: str, keep_forwarded: bool = False
 ) -> list[tuple[str, str]]:
-    """End-to-end request headers plus X-Forwarded-* and the request id.
-
-    keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
-    -Proto it received, which describe the client's request, instead of its own.
-    """
+    """End-to-end request headers plus X-Forwarded-* and the request id."""
+    # keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
+    # -Proto it received, which describe the client's request, instead of its own.
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     dropped = _NOT_FORWARDED_UP | _connection_tokens(headers)
     out: list[tuple[str, str]] = []

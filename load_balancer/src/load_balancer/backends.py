@@ -224,12 +224,10 @@ class BackendPool:
         return None
 
     def failed(self, backend: Backend, reason: str, error: str) -> None:
-        """Count a failed try and eject the backend when it keeps failing.
-
-        Never the last backend taking traffic (Envoy's max_ejection_percent does the same):
-        one client's requests that fail everywhere must not shut the whole service.
-        """
+        """Count a failed try and eject the backend when it keeps failing."""
         if backend.record_failure(reason, error, self.settings):
+            # Never the last backend taking traffic (as Envoy's max_ejection_percent): one
+            # client's requests that fail everywhere must not shut the whole service.
             now = time.monotonic()
             if any(b is not backend and b.takes_traffic(now) for b in self.backends):
                 backend.eject(self.settings)

@@ -10,11 +10,10 @@ class ClientGone(Exception):
 
 
 class RequestBody:
-    """What the balancer sends upstream: a buffer that may be sent twice, or a one-shot stream.
+    """What the balancer sends upstream: a buffer that may be sent twice, or a one-shot stream."""
 
-    A streamed body cannot be replayed, so a request whose streamed body has started to go out
-    is never retried; one whose stream was not touched yet (the connect failed) still may be.
-    """
+    # A streamed body cannot be replayed, so a request whose streamed body has started to go
+    # out is never retried; one whose stream was not touched yet (connect failed) still may be.
 
     def __init__(self, receive: Receive, head: list[bytes], *, complete: bool) -> None:
         self._receive = receive

@@ -41,6 +41,10 @@ class BalancerSettings(ServiceSettings):
     # larger ones are streamed and never retried once their first byte was sent.
     retry_buffer_bytes: int = Field(default=64 * 1024, ge=0)
 
+    # Give POST/PATCH requests without an Idempotency-Key one, which makes them safe to resend
+    # after a backend died mid-request. Only for backends that store such a request once.
+    add_idempotency_keys: bool = False
+
     pool_limit: int = Field(default=512, ge=1, description="Open connections, all backends")
     pool_limit_per_backend: int = Field(default=256, ge=1)
     # Below uvicorn's 5 s keep-alive, so the balancer never reuses a connection the backend

@@ -25,11 +25,9 @@ def _is_ip(host: str) -> bool:
 
 
 async def resolve(origin: str) -> list[Backend]:
-    """The backends one SERVIDORES entry stands for: every address of its host name.
-
-    IPv4 addresses are preferred; IPv6 ones are used when the name has no IPv4 address
-    (so `localhost` is one backend, not two). Raises OSError when the name does not resolve.
-    """
+    """The backends one SERVIDORES entry stands for: every address of its host name."""
+    # IPv4 addresses win; IPv6 ones count only for a name without any, so `localhost` is one
+    # backend, not two. OSError when the name does not resolve.
     url = URL(origin)
     host = url.host or ""
     if _is_ip(host):

@@ -1,18 +1,9 @@
-"""The forwarding path: plain ASGI, no routing or pydantic work per request.
-
-Retry policy, decided per failed try:
-- nothing reached the backend (connect refused, unreachable, connect timeout): any method
-  goes to the next backend, as long as its body can still be sent again;
-- the request went out but no answer came back (reset, closed, per-try timeout): only an
-  idempotent method, or a request carrying an `Idempotency-Key`, goes once more elsewhere;
-  a POST whose bytes reached a backend is never sent twice;
-- once the response has started towards the client nothing is retried.
-"""
+"""The forwarding path: plain ASGI, no routing or pydantic work per request."""
 
 import asyncio
-import errno
 import logging
 import time
+import uuid
 
 import aiohttp
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,52 +22,13 @@ from svc_common.proxy import (
 from load_balancer.backends import Backend, BackendPool
 from load_balancer.body import ClientGone, RequestBody
 from load_balancer.config import BalancerSettings
+from load_balancer.retries import Retries, TryFailed, classify, may_resend
 from load_balancer.stats import NO_BACKEND, RETRIES
 
 log = logging.getLogger("load_balancer.proxy")
 
 # The balancer's own endpoints (and its docs); every other path belongs to the backends.
 OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
-# RFC 9110 section 9.2.2.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-
-
-class TryFailed(Exception):
-    """One try went wrong; `sent` says whether the request may have reached the backend."""
-
-    def __init__(self, reason: str, error: str, *, sent: bool) -> None:
-        super().__init__(f"{reason}: {error}")
-        self.reason = reason
-        self.error = error
-        self.sent = sent
-
-    @property
-    def metric_reason(self) -> str:
-        """The failure reason as the backend metrics count it."""
-        return "timeout" if self.reason == "deadline" else self.reason
-
-
-# A reset with no answer: the backend closed with our request unread in its socket buffer
-# (the kernel answers RST, not FIN, when a process dies or closes with unread data).
-_UNREAD_RESETS = frozenset({errno.ECONNRESET, errno.EPIPE})
-
-
-def _failure(exc: BaseException) -> TryFailed:
-    """Classify an aiohttp failure by whether the backend can have seen the request."""
-    name = type(exc).__name__
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
-        return TryFailed("connect", name, sent=False)
-    if isinstance(exc, aiohttp.ClientOSError) and exc.errno in _UNREAD_RESETS:
-        return TryFailed("reset", f"{name}: {exc.strerror}", sent=False)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return TryFailed("timeout", name, sent=True)
-    if isinstance(exc, TimeoutError):
-        return TryFailed("deadline", name, sent=True)
-    return TryFailed("reset", name, sent=True)
-
-
-def _has_idempotency_key(scope: Scope) -> bool:
-    return any(name == b"idempotency-key" for name, _ in scope["headers"])
 
 
 class Balancer:
@@ -110,10 +62,12 @@ class Balancer:
         except ClientGone:
             return
         headers = upstream_headers(scope, client_ip=client_address(scope), keep_forwarded=True)
-        resend_ok = scope["method"] in IDEMPOTENT_METHODS or _has_idempotency_key(scope)
+        if self.settings.add_idempotency_keys and not may_resend(scope["method"], headers):
+            # The backends promise to store such a request once, however often it arrives.
+            headers.append(("Idempotency-Key", uuid.uuid4().hex))
         tried: list[Backend] = []
         failure: TryFailed | None = None
-        resent = False
+        retries: Retries | None = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.upstream_timeout
         while (backend := self.pool.pick(tried)) is not None:
@@ -143,13 +97,9 @@ class Balancer:
                 return
             self._log_failure(scope, backend, failure)
             self.pool.failed(backend, failure.metric_reason, failure.error)
-            if failure.reason == "deadline" or not body.replayable:
+            retries = retries or Retries(scope["method"], headers, body)
+            if not retries.allow(failure):
                 break
-            if failure.sent:
-                # It reached the backend: resend once, and only if doing it twice is harmless.
-                if resent or not resend_ok:
-                    break
-                resent = True
         await self._give_up(scope, receive, send, failure)
 
     async def _try(
@@ -186,7 +136,7 @@ class Balancer:
             ) as response:
                 await relay_response(response, send)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _failure(exc) from exc
+            raise classify(exc) from exc
         finally:
             backend.in_flight -= 1
         if response.status < 500:
