@@ -108,6 +108,7 @@ async def test_a_get_the_backend_read_before_dying_is_retried_once_elsewhere(
     dead, ok = dying(read_first=True), await scripted("ok")
     _, http = await client([dead.url, ok.url])
     assert (await http.get("/itens")).status_code == 200
+    assert len(dead.requests) == 1  # once: not again on the same backend
     assert len(ok.hits) == 1
 
 

@@ -47,6 +47,7 @@ class Balancer:
             limit=self.settings.pool_limit,
             limit_per_host=self.settings.pool_limit_per_backend,
             keepalive_timeout=self.settings.keepalive_timeout,
+            retry_stale_connections=False,  # our own policy decides, and picks another backend
         )
 
     async def close(self) -> None:
