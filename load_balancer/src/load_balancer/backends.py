@@ -13,6 +13,8 @@ from load_balancer.stats import BackendMetrics, LatencyWindow
 log = logging.getLogger("load_balancer.backends")
 
 STARTUP_PROBE_INTERVAL = 0.25
+# States that take traffic: not yet probed counts, so a fresh balancer serves at once.
+SERVING = frozenset({"up", "unknown"})
 
 
 class Health(enum.StrEnum):
@@ -51,7 +53,7 @@ class Backend:
         self.last_error: str | None = None
         self.latency = LatencyWindow()
         self.metrics = BackendMetrics(
-            name, up=lambda: self.state == "up", in_flight=lambda: self.in_flight
+            name, up=lambda: self.state in SERVING, in_flight=lambda: self.in_flight
         )
 
     @property
@@ -165,7 +167,7 @@ class Backend:
             "url": self.url,
             "origin": self.origin,
             "state": state,
-            "healthy": state in {"up", "unknown"},
+            "healthy": state in SERVING,
             "in_flight": self.in_flight,
             "requests": self.requests,
             "failures": self.failures,

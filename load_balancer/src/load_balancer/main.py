@@ -11,6 +11,7 @@ from svc_common.app import add_health_check, create_app, serve
 from svc_common.envelope import Envelope
 from svc_common.health import CheckFailed, HealthCheck
 
+from load_balancer.backends import SERVING
 from load_balancer.config import BalancerSettings
 from load_balancer.health import HealthChecker
 from load_balancer.proxy import Balancer, BalancerMiddleware
@@ -77,7 +78,7 @@ def build_app(settings: BalancerSettings | None = None) -> FastAPI:
             {"name": b.name, "state": b.state, "in_flight": b.in_flight}
             for b in balancer.pool.backends
         ]
-        serving = sum(1 for s in states if s["state"] in {"up", "unknown"})
+        serving = sum(1 for s in states if s["state"] in SERVING)
         if serving and serving == len(states) and not checker.unresolved:
             return {"status": "up", "backends": states}
         detail = {
