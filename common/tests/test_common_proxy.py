@@ -41,6 +41,22 @@ def test_forwarded_for_is_appended_and_request_id_passed_on() -> None:
     assert headers["X-Request-ID"] == "rid-1"
 
 
+def test_an_inner_hop_passes_on_the_clients_forwarded_host_and_proto() -> None:
+    scope = _scope(
+        [
+            (b"host", b"balancer:8001"),
+            (b"x-forwarded-host", b"api.example.org"),
+            (b"x-forwarded-proto", b"https"),
+            (b"x-forwarded-for", b"203.0.113.7"),
+        ]
+    )
+    inner = dict(upstream_headers(scope, client_ip="10.0.0.2", keep_forwarded=True))
+    edge = dict(upstream_headers(scope, client_ip="10.0.0.2"))
+    assert (inner["X-Forwarded-Host"], inner["X-Forwarded-Proto"]) == ("api.example.org", "https")
+    assert (edge["X-Forwarded-Host"], edge["X-Forwarded-Proto"]) == ("balancer:8001", "http")
+    assert inner["X-Forwarded-For"] == edge["X-Forwarded-For"] == "203.0.113.7, 10.0.0.2"
+
+
 def test_upstream_url_keeps_the_clients_encoding() -> None:
     scope = _scope([], raw_path=b"/itens/a%2Fb", query_string=b"q=caf%C3%A9&x=1")
     assert (

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,7 +137,7 @@ class Stack:
         tail = self.log_path(service).read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{service} did not become healthy ({self.name}):\n{tail}")
 
-    def start_all(self, services: Iterable[str] = tuple(SERVICES)) -> None:
+    def start_all(self, services: Sequence[str] = tuple(SERVICES)) -> None:
         """Start the services (all six by default), wait until each is healthy and balanced."""
         for service in services:
             self.start(service)
