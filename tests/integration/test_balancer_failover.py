@@ -102,6 +102,16 @@ async def _until(predicate: Callable[[], bool]) -> None:
     raise AssertionError("condition never became true")
 
 
+def _revive(stack: Stack) -> None:
+    """Start the servers an earlier test left dead, and wait until both take traffic."""
+    dead = [s for s in ("server", "server2") if stack.procs[s].poll() is not None]
+    for service in dead:
+        stack.start(service)
+    for service in dead:
+        stack.wait_healthy(service, timeout=RESTART_TIMEOUT)
+    stack.wait_balanced()
+
+
 def _stored_names(http: httpx.Client, tag: str) -> Counter[str]:
     names: Counter[str] = Counter()
     offset = 0
@@ -117,6 +127,7 @@ async def test_sigkill_under_load_fails_nothing_retryable_and_loses_no_acknowled
     failover_stack: Stack,
 ) -> None:
     stack = failover_stack
+    _revive(stack)
     headers = {"Authorization": f"Bearer {login(stack, 'admin', 'admin123')}"}
     load, stop = Load(), asyncio.Event()
     server_url = stack.url("server")
@@ -176,33 +187,25 @@ def test_with_every_server_down_the_answer_is_a_503_envelope_within_a_second(
 ) -> None:
     stack = failover_stack
     headers = {"Authorization": f"Bearer {login(stack, 'admin', 'admin123')}"}
-    try:
-        stack.signal("server", signal.SIGKILL)
-        stack.signal("server2", signal.SIGKILL)
-        with httpx.Client(base_url=stack.url("api_gateway"), headers=headers, timeout=10) as http:
-            # Right after the kill (connections refused) and once both are marked down.
-            answers = []
-            for _ in range(2):
-                for method in ("GET", "POST"):
-                    started = time.monotonic()
-                    response = http.request(method, "/itens", json={"nome": "x", "preco": 1})
-                    answers.append((response, time.monotonic() - started))
-                deadline = time.monotonic() + 30
-                while set(_states(stack).values()) != {"down"}:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
-        for response, seconds in answers:
-            assert response.status_code == 503
-            assert response.json() == {
-                "status": "error",
-                "data": None,
-                "message": "No backend server available",
-            }
-            assert seconds < 1.0
-    finally:
-        for service in ("server", "server2"):
-            if stack.procs[service].poll() is not None:
-                stack.start(service)
-        for service in ("server", "server2"):
-            stack.wait_healthy(service, timeout=RESTART_TIMEOUT)
-        stack.wait_balanced()
+    stack.signal("server", signal.SIGKILL)
+    stack.signal("server2", signal.SIGKILL)
+    with httpx.Client(base_url=stack.url("api_gateway"), headers=headers, timeout=10) as http:
+        # Right after the kill (connections refused) and once both are marked down.
+        answers = []
+        for _ in range(2):
+            for method in ("GET", "POST"):
+                started = time.monotonic()
+                response = http.request(method, "/itens", json={"nome": "x", "preco": 1})
+                answers.append((response, time.monotonic() - started))
+            deadline = time.monotonic() + 30
+            while set(_states(stack).values()) != {"down"}:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    for response, seconds in answers:
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "error",
+            "data": None,
+            "message": "No backend server available",
+        }
+        assert seconds < 1.0
