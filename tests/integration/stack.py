@@ -168,9 +168,17 @@ class Stack:
         proc.wait(timeout=30)
 
     def restart(self, service: str) -> None:
-        """Start a stopped service again and wait for it."""
+        """Start a stopped service again and wait for it (and for the balancer to use it)."""
         self.start(service)
         self.wait_healthy(service)
+        balanced = ("server", "server2", "load_balancer")
+        if service in balanced and all(self.running(s) for s in balanced):
+            self.wait_balanced()
+
+    def running(self, service: str) -> bool:
+        """Whether the service was started and has not exited."""
+        proc = self.procs.get(service)
+        return proc is not None and proc.poll() is None
 
     def stop_all(self) -> None:
         """SIGTERM everything still running, SIGKILL what does not exit."""
