@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from load_balancer.backends import Backend
+from load_balancer.backends import Address
 from load_balancer.config import BalancerSettings
 from load_balancer.proxy import Balancer, BalancerMiddleware
 from starlette.responses import PlainTextResponse
@@ -148,5 +148,5 @@ def balancer_for(urls: list[str], **settings: Any) -> tuple[Balancer, BalancerMi
     """A balancer over exactly these backends, with no health checks running."""
     balancer = Balancer(BalancerSettings(servidores=urls, _env_file=None, **settings))  # type: ignore[call-arg]
     for url in urls:
-        balancer.pool.replace(url, [Backend(url, origin=url, name=url)])
+        balancer.pool.replace(url, [Address(url, name=url)])
     return balancer, BalancerMiddleware(_not_found, balancer=balancer)

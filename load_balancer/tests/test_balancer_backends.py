@@ -3,9 +3,10 @@
 import time
 
 import pytest
-from load_balancer.backends import Backend, BackendPool, Health
+from load_balancer.backends import Address, Backend, BackendPool, Health
 from load_balancer.config import BalancerSettings
 from load_balancer.stats import LatencyWindow
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 
@@ -16,7 +17,7 @@ def _settings(**values: object) -> BalancerSettings:
 def _pool(names: list[str], **values: object) -> BackendPool:
     pool = BackendPool(_settings(servidores=[f"http://{n}" for n in names], **values))
     for name in names:
-        pool.replace(name, [Backend(f"http://{name}", origin=name, name=name)])
+        pool.replace(name, [Address(f"http://{name}", name=name)])
     return pool
 
 
@@ -178,15 +179,22 @@ def test_least_conn_rotates_among_equally_loaded_backends() -> None:
 
 def test_replacing_an_origins_addresses_keeps_the_survivors() -> None:
     pool = BackendPool(_settings(servidores=["http://svc"]))
-    first = [Backend(f"http://10.0.0.{i}", origin="svc", name=str(i)) for i in (1, 2)]
-    pool.replace("svc", first)
-    first[0].requests = 7
-    removed = pool.replace(
-        "svc", [Backend(f"http://10.0.0.{i}", origin="svc", name=str(i)) for i in (1, 3)]
-    )
+    pool.replace("svc", [Address(f"http://10.0.0.{i}", name=str(i)) for i in (1, 2)])
+    survivor = pool.backends[0]
+    survivor.requests = 7
+    removed = pool.replace("svc", [Address(f"http://10.0.0.{i}", name=str(i)) for i in (1, 3)])
     assert [b.url for b in removed] == ["http://10.0.0.2"]
     assert [b.url for b in pool.backends] == ["http://10.0.0.1", "http://10.0.0.3"]
-    assert pool.backends[0] is first[0]
+    assert pool.backends[0] is survivor
+
+
+def test_the_up_gauge_follows_the_pools_backend_across_re_resolution() -> None:
+    pool = BackendPool(_settings(servidores=["http://svc"]))
+    address = Address("http://10.0.0.9", name="gauge-test")
+    pool.replace("svc", [address])
+    pool.replace("svc", [address])  # resolved again: same address, same backend
+    pool.backends[0].record_probe(False, pool.settings, error="refused")
+    assert REGISTRY.get_sample_value("balancer_backend_up", {"backend": "gauge-test"}) == 0.0
 
 
 def test_latency_window_gives_nearest_rank_percentiles_in_ms() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from balancer_fakes import ScriptedBackend, refused_url
-from load_balancer.backends import Backend, BackendPool
+from load_balancer.backends import Address, Backend, BackendPool
 from load_balancer.config import BalancerSettings
 from load_balancer.health import HealthChecker, resolve
 
@@ -113,11 +113,11 @@ async def test_re_resolution_adds_and_removes_backends_and_survives_dns_failure(
 ) -> None:
     answers: list[list[str] | None] = [["10.0.0.1", "10.0.0.2"]]
 
-    async def fake_resolve(origin: str) -> list[Backend]:
+    async def fake_resolve(origin: str) -> list[Address]:
         ips = answers[-1]
         if ips is None:
             raise OSError("Name or service not known")
-        return [Backend(f"http://{ip}:8002", origin=origin, name=ip) for ip in ips]
+        return [Address(f"http://{ip}:8002", name=ip) for ip in ips]
 
     monkeypatch.setattr("load_balancer.health.resolve", fake_resolve)
     running = await checker(["http://items:8002"], resolve_interval=3600)

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from load_balancer.config import BalancerSettings
 from load_balancer.stats import BackendMetrics, LatencyWindow
@@ -23,6 +24,15 @@ class Health(enum.StrEnum):
     UNKNOWN = "unknown"
     UP = "up"
     DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where one backend listens: what a SERVIDORES entry resolves to."""
+
+    url: str
+    name: str
+    host_header: str | None = None
 
 
 class Backend:
@@ -187,12 +197,17 @@ class BackendPool:
         self._turn = itertools.count()
         self._least_conn = settings.balance_strategy == "least_conn"
 
-    def replace(self, origin: str, fresh: Iterable[Backend]) -> list[Backend]:
-        """Make `fresh` the backends of one SERVIDORES entry; returns the ones removed."""
+    def replace(self, origin: str, addresses: Iterable[Address]) -> list[Backend]:
+        """Make `addresses` the backends of one SERVIDORES entry; returns the ones removed."""
         keep = {b.url: b for b in self.backends if b.origin == origin}
-        wanted = {b.url: b for b in fresh}
+        wanted = {a.url: a for a in addresses}
         removed = [b for url, b in keep.items() if url not in wanted]
-        added = [b for url, b in wanted.items() if url not in keep]
+        # Only new addresses become Backends: each registers its own metric series.
+        added = [
+            Backend(a.url, origin=origin, name=a.name, host_header=a.host_header)
+            for url, a in wanted.items()
+            if url not in keep
+        ]
         if removed or added:
             gone = {id(b) for b in removed}
             self.backends = [b for b in self.backends if id(b) not in gone] + added

@@ -10,7 +10,7 @@ import time
 import aiohttp
 from yarl import URL
 
-from load_balancer.backends import Backend, BackendPool
+from load_balancer.backends import Address, Backend, BackendPool
 from load_balancer.config import BalancerSettings
 
 log = logging.getLogger("load_balancer.health")
@@ -24,23 +24,22 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def resolve(origin: str) -> list[Backend]:
+async def resolve(origin: str) -> list[Address]:
     """The backends one SERVIDORES entry stands for: every address of its host name."""
     # IPv4 addresses win; IPv6 ones count only for a name without any, so `localhost` is one
     # backend, not two. OSError when the name does not resolve.
     url = URL(origin)
     host = url.host or ""
     if _is_ip(host):
-        return [Backend(origin, origin=origin, name=origin)]
+        return [Address(origin, name=origin)]
     port = url.port or (443 if url.scheme == "https" else 80)
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     v4 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
     v6 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET6]
     addresses = sorted(set(v4 or v6))
     return [
-        Backend(
+        Address(
             str(url.with_host(ip).with_port(port)),
-            origin=origin,
             name=f"{origin} ({ip})",
             host_header=url.raw_authority,
         )
