@@ -15,7 +15,7 @@ SERVICES = [
     ("cache", int(os.environ.get("CACHE_PORT", "8004")), "/docs"),
     ("monitoring", int(os.environ.get("MONITOR_PORT", "8005")), "/dashboard"),
 ]
-BALANCER_PORT = 8001
+BALANCER_PORT = next(port for name, port, _ in SERVICES if name == "load_balancer")
 HOST = os.environ.get("READY_HOST", "127.0.0.1")
 DEADLINE_SECONDS = float(os.environ.get("READY_TIMEOUT", "90"))
 
