@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help up sync system-deps lint typecheck unit integration test clean
+.PHONY: help up sync system-deps lint typecheck unit integration deploy-check test compose-test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,8 +57,17 @@ unit: sync ## Unit tests of each service (no processes, no network)
 integration: sync system-deps ## Real processes on free ports, on PostgreSQL+Redis and on the embedded defaults
 	$(VENV_BIN)/pytest -q -m integration
 
+deploy-check: sync system-deps ## Dockerfiles (hadolint), compose file, Kubernetes overlays and CI workflow, offline
+	$(VENV_BIN)/pytest -q tests/deploy
+
 test: lint typecheck system-deps ## Everything: lint, types, unit and integration tests
 	$(VENV_BIN)/pytest -q
 
+# Starts a dockerd of its own (root), with stand-ins for the base images; see tests/compose.
+# COMPOSE_TEST_ENGINE=system uses the machine's engine and real base images instead.
+compose-test: sync ## Build the images, run docker-compose.yml end to end in a real Docker engine
+	@[ "$${COMPOSE_TEST_ENGINE:-}" = system ] || scripts/system_deps.sh scripts/compose-test-packages.txt
+	$(VENV_BIN)/pytest -q -p no:cacheprovider --timeout=1800 tests/compose
+
 clean: ## Remove the environment, local data and caches
-	rm -rf .venv .tools .run data .pytest_cache .mypy_cache .ruff_cache test-output
+	rm -rf .venv .tools .run data .pytest_cache .mypy_cache .ruff_cache test-output .cache

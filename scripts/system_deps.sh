@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian packages listed in scripts/debian-packages.txt that are missing.
+# Install the Debian packages listed in scripts/debian-packages.txt (or the list given as
+# the first argument) that are missing.
 set -euo pipefail
-list="$(dirname "$0")/debian-packages.txt"
+list="${1:-$(dirname "$0")/debian-packages.txt}"
 mapfile -t wanted < <(sed -e 's/#.*//' -e '/^\s*$/d' "$list" | tr -d ' ')
 missing=()
 for pkg in "${wanted[@]}"; do

@@ -1,0 +1,74 @@
+"""The compose stack, built from the committed files and running on a Docker engine.
+
+By default the engine is our own dockerd with local stand-in base images (no registry is
+reachable here). COMPOSE_TEST_ENGINE=system uses the machine's running engine and real base
+images instead (GitHub Actions).
+"""
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.compose.engine import DockerEngine
+from tests.compose.project import REPO, ComposeProject
+from tests.compose.standins import build_standins
+
+CACHE = REPO / ".cache" / "compose-test"
+OUTPUT = REPO / "test-output" / "compose"
+BUILD_TIMEOUT = 1800
+
+
+@pytest.fixture(scope="session")
+def engine_env() -> Iterator[tuple[dict[str, str], bool]]:
+    """(environment for docker clients, whether it is our isolated engine) of a running one."""
+    if os.environ.get("COMPOSE_TEST_ENGINE") == "system":
+        yield dict(os.environ), False
+        return
+    if os.geteuid() != 0:
+        pytest.fail("make compose-test starts its own dockerd and needs root")
+    engine = DockerEngine(CACHE)
+    engine.start()
+    try:
+        build_standins(engine, CACHE)
+        yield engine.env(), True
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def project(
+    engine_env: tuple[dict[str, str], bool], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComposeProject]:
+    """`build`, `up -d`, every container healthy; `down -v` afterwards, whatever happened."""
+    env, isolated = engine_env
+    project = ComposeProject(
+        name="arquitetura-compose-test",
+        workdir=tmp_path_factory.mktemp("compose"),
+        engine_env=env,
+        isolated_engine=isolated,
+    )
+    # A run that was killed may have left its containers behind (restarted with the engine).
+    project.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+    try:
+        project.compose("build", timeout=BUILD_TIMEOUT)
+        project.compose("up", "-d")
+        project.wait_healthy(project.services())
+        yield project
+    finally:
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        logs = project.compose("logs", "--no-color", check=False)
+        (OUTPUT / "compose.log").write_text(logs.stdout + logs.stderr)
+        project.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+
+
+@pytest.fixture(scope="session")
+def gateway(project: ComposeProject) -> Iterator[httpx.Client]:
+    """A client of the published gateway, logged in as admin."""
+    with httpx.Client(base_url=project.url("api-gateway"), timeout=30) as client:
+        response = client.post("/login", json={"username": "admin", "password": "admin123"})
+        response.raise_for_status()
+        token = response.json()["data"]["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
