@@ -52,7 +52,7 @@ def project(
     # A run that was killed may have left its containers behind (restarted with the engine).
     project.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
     try:
-        project.compose("build", timeout=BUILD_TIMEOUT)
+        project.compose("build", "--parallel", timeout=BUILD_TIMEOUT)
         project.compose("up", "-d")
         project.wait_healthy(project.services())
         yield project

@@ -2,7 +2,6 @@
 
 import json
 import secrets
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.compose.engine import docker_cli
+from tests.deploy.tools import compose_cli
 from tests.integration.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,13 +26,6 @@ PUBLISHED = {
     "monitoring": (8005, "MONITORING_PORT"),
 }
 HEALTHY_TIMEOUT = 240.0
-
-
-def compose_cli() -> list[str]:
-    """docker-compose (v1, Debian's) or the `docker compose` plugin (v2)."""
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return ["docker", "compose"]
 
 
 def env_file_from_example(target: Path, ports: dict[str, int]) -> dict[str, str]:

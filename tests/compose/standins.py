@@ -8,6 +8,7 @@ Debian's packages with a Dockerfile under standins/.
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.compose.engine import DockerEngine
@@ -56,7 +57,13 @@ def rootfs_tarball(cache: Path, mirror: str) -> Path:
         )
         sources = rootfs / "etc/apt/sources.list"
         sources.write_text(f"deb {mirror} {SUITE} main\ndeb {mirror} {SUITE}-updates main\n")
-        shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
+        # Slim like the official images: no package lists, no docs, and none installed later.
+        (rootfs / "etc/dpkg/dpkg.cfg.d/slim").write_text(
+            "".join(f"path-exclude /usr/share/{d}/*\n" for d in ("doc", "man", "info"))
+        )
+        for folder in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man"):
+            shutil.rmtree(rootfs / folder, ignore_errors=True)
+        (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True)
         (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True)
         partial = tarball.with_suffix(".part")
         subprocess.run(
@@ -68,28 +75,36 @@ def rootfs_tarball(cache: Path, mirror: str) -> Path:
     return tarball
 
 
+def build_standin(engine: DockerEngine, image: str, folder: str) -> None:
+    """Build one stand-in from its folder, with the host files it may need beside it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp)
+        shutil.copytree(STANDINS_DIR / folder, context, dirs_exist_ok=True)
+        for name in HOST_FILES:
+            source = Path("/") / name
+            target = context / "host" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target)
+            elif source.exists():
+                shutil.copy2(source, target)
+        engine.docker(
+            "build",
+            "--network=host",
+            f"--build-arg=BASE={BASE_IMAGE}",
+            f"--tag={image}",
+            str(context),
+            timeout=900,
+        )
+
+
 def build_standins(engine: DockerEngine, cache: Path) -> None:
-    """Import the base rootfs (once) and build every stand-in on it (layer-cached)."""
+    """Import the base rootfs (once), then build the stand-ins on it side by side."""
     if engine.docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
         tarball = rootfs_tarball(cache, debian_mirror())
         engine.docker("import", str(tarball), BASE_IMAGE, timeout=600)
-    for image, folder in STANDINS.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            context = Path(tmp)
-            shutil.copytree(STANDINS_DIR / folder, context, dirs_exist_ok=True)
-            for name in HOST_FILES:
-                source = Path("/") / name
-                target = context / "host" / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if source.is_dir():
-                    shutil.copytree(source, target)
-                elif source.exists():
-                    shutil.copy2(source, target)
-            engine.docker(
-                "build",
-                "--network=host",
-                f"--build-arg=BASE={BASE_IMAGE}",
-                f"--tag={image}",
-                str(context),
-                timeout=900,
-            )
+    # Mostly downloads and unpacking: three at once beat three in a row, even on two cores.
+    with ThreadPoolExecutor(max_workers=len(STANDINS)) as pool:
+        builds = [pool.submit(build_standin, engine, *item) for item in STANDINS.items()]
+        for build in builds:
+            build.result()
