@@ -12,7 +12,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 .PHONY: help up sync system-deps lint typecheck unit integration deploy-check test compose-test clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -60,7 +60,7 @@ integration: sync system-deps ## Real processes on free ports, on PostgreSQL+Red
 deploy-check: sync system-deps ## Dockerfiles (hadolint), compose file, Kubernetes overlays and CI workflow, offline
 	$(VENV_BIN)/pytest -q tests/deploy
 
-test: lint typecheck system-deps ## Everything: lint, types, unit and integration tests
+test: lint typecheck system-deps ## Everything: lint, types, unit, deployment checks and integration tests
 	$(VENV_BIN)/pytest -q
 
 # Starts a dockerd of its own (root), with stand-ins for the base images; see tests/compose.
