@@ -66,7 +66,7 @@ def project(
 @pytest.fixture(scope="session")
 def gateway(project: ComposeProject) -> Iterator[httpx.Client]:
     """A client of the published gateway, logged in as admin."""
-    with httpx.Client(base_url=project.url("api-gateway"), timeout=30) as client:
+    with httpx.Client(base_url=project.url("api_gateway"), timeout=30) as client:
         response = client.post("/login", json={"username": "admin", "password": "admin123"})
         response.raise_for_status()
         token = response.json()["data"]["access_token"]

@@ -18,8 +18,8 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 # compose service -> (port inside the container, .env variable that publishes it)
 PUBLISHED = {
-    "api-gateway": (8000, "GATEWAY_PORT"),
-    "load-balancer": (8001, "BALANCER_PORT"),
+    "api_gateway": (8000, "GATEWAY_PORT"),
+    "load_balancer": (8001, "BALANCER_PORT"),
     "server": (8002, "SERVER_PORT"),
     "server2": (8003, "SERVER2_PORT"),
     "cache": (8004, "CACHE_PORT"),

@@ -13,7 +13,7 @@ from tests.compose.project import PUBLISHED, ComposeProject
 from tests.integration.test_readme import SEED_PORTS, readme_flow
 
 APP_SERVICES = list(PUBLISHED)
-PUBLIC = {"api-gateway", "monitoring"}
+PUBLIC = {"api_gateway", "monitoring"}
 FAILOVER_DEADLINE = 45.0
 
 
@@ -97,10 +97,8 @@ def test_postgres_and_redis_sit_only_on_the_internal_network(project: ComposePro
 
 def test_readme_flow_runs_against_the_published_gateway(project: ComposeProject) -> None:
     script = readme_flow()
-    compose_names = {"api_gateway": "api-gateway", "load_balancer": "load-balancer"}
     for port, service in SEED_PORTS.items():
-        published = project.ports[compose_names.get(service, service)]
-        script = script.replace(f"localhost:{port}", f"127.0.0.1:{published}")
+        script = script.replace(f"localhost:{port}", f"127.0.0.1:{project.ports[service]}")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         capture_output=True,

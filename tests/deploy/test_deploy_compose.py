@@ -13,8 +13,8 @@ from tests.deploy.tools import REPO, compose_cli, run, venv_tool
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-PUBLIC = {"api-gateway": 8000, "monitoring": 8005}
-LOOPBACK_ONLY = {"load-balancer": 8001, "server": 8002, "server2": 8003, "cache": 8004}
+PUBLIC = {"api_gateway": 8000, "monitoring": 8005}
+LOOPBACK_ONLY = {"load_balancer": 8001, "server": 8002, "server2": 8003, "cache": 8004}
 
 
 def example_values() -> dict[str, str]:
