@@ -23,7 +23,7 @@ PUBLISHED = {
     "server": (8002, "SERVER_PORT"),
     "server2": (8003, "SERVER2_PORT"),
     "cache": (8004, "CACHE_PORT"),
-    "monitoring": (8005, "MONITORING_PORT"),
+    "monitoring": (8005, "MONITOR_PORT"),
 }
 HEALTHY_TIMEOUT = 240.0
 
