@@ -6,7 +6,8 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON ?= $(shell command -v $(PYTHON))
+# The real interpreter, not a pyenv shim: uv would see a new Python and rebuild .venv each time.
+export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV_BIN := $(CURDIR)/.venv/bin
 
 .PHONY: help up sync system-deps lint typecheck unit integration deploy-check test compose-test clean
@@ -70,4 +71,4 @@ compose-test: sync ## Build the images, run docker-compose.yml end to end in a r
 	$(VENV_BIN)/pytest -q -p no:cacheprovider --timeout=1800 tests/compose
 
 clean: ## Remove the environment, local data and caches
-	rm -rf .venv .tools .run data .pytest_cache .mypy_cache .ruff_cache test-output .cache
+	rm -rf .venv .tools .run data .pytest_cache .mypy_cache .ruff_cache test-output
