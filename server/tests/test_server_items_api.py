@@ -110,3 +110,121 @@ def test_items_need_a_valid_token(client: TestClient, make_token: TokenFactory) 
     assert client.get("/itens").status_code == 401
     forged = make_token("some-other-key-that-is-long-enough-000000")
     assert client.get("/itens", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def _create(client: TestClient, auth: dict[str, str], **fields: object) -> dict[str, object]:
+    body = {"nome": "x", "preco": 1} | fields
+    response = client.post("/itens", headers=auth, json=body)
+    assert response.status_code == 201, response.text
+    item: dict[str, object] = response.json()["data"]
+    return item
+
+
+def test_read_carries_an_etag_and_if_none_match_gets_304(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token)
+    created = client.post("/itens", headers=auth, json={"nome": "x", "preco": 1})
+    item_id = created.json()["data"]["id"]
+    tag = client.get(f"/itens/{item_id}", headers=auth).headers["etag"]
+    assert tag == created.headers["etag"] == f'"{item_id}.1"'
+    again = client.get(f"/itens/{item_id}", headers=auth | {"If-None-Match": f'"x", W/{tag}'})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == tag
+    client.put(f"/itens/{item_id}", headers=auth, json={"nome": "y", "preco": 1})
+    changed = client.get(f"/itens/{item_id}", headers=auth | {"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] == f'"{item_id}.2"'
+    assert changed.json()["data"]["version"] == 2
+
+
+def test_put_and_delete_with_a_stale_if_match_are_412_and_change_nothing(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token)
+    item_id = _create(client, auth, nome="first")["id"]
+    stale = client.get(f"/itens/{item_id}", headers=auth).headers["etag"]
+    fresh = client.put(
+        f"/itens/{item_id}", headers=auth | {"If-Match": stale}, json={"nome": "second", "preco": 1}
+    )
+    assert fresh.status_code == 200
+    current = fresh.headers["etag"]
+    lost = client.put(
+        f"/itens/{item_id}", headers=auth | {"If-Match": stale}, json={"nome": "third", "preco": 1}
+    )
+    assert lost.status_code == 412
+    assert lost.json()["status"] == "error"
+    assert lost.headers["etag"] == current
+    assert client.delete(f"/itens/{item_id}", headers=auth | {"If-Match": stale}).status_code == 412
+    assert client.get(f"/itens/{item_id}", headers=auth).json()["data"]["nome"] == "second"
+    weak = client.delete(f"/itens/{item_id}", headers=auth | {"If-Match": f"W/{current}"})
+    assert weak.status_code == 412, "If-Match compares strongly: a weak tag never matches"
+    assert (
+        client.delete(f"/itens/{item_id}", headers=auth | {"If-Match": current}).status_code == 200
+    )
+
+
+def test_if_match_star_only_requires_the_item_to_exist(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token)
+    item_id = _create(client, auth)["id"]
+    body = {"nome": "y", "preco": 2}
+    assert (
+        client.put(f"/itens/{item_id}", headers=auth | {"If-Match": "*"}, json=body).status_code
+        == 200
+    )
+    assert client.put("/itens/999", headers=auth | {"If-Match": "*"}, json=body).status_code == 404
+
+
+def test_listing_filters_by_name_and_price_and_counts_the_matches(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token)
+    for nome, preco in [("Caneta azul", 2.5), ("Caneta 100%", 4), ("Lápis", 1), ("CANETA", 10)]:
+        _create(client, auth, nome=nome, preco=preco)
+    listed = client.get("/itens", headers=auth, params={"q": "caneta", "max_preco": "5"})
+    assert [i["nome"] for i in listed.json()["data"]] == ["Caneta azul", "Caneta 100%"]
+    assert listed.headers["x-total-count"] == "2"
+    percent = client.get("/itens", headers=auth, params={"q": "%"}).json()["data"]
+    assert [i["nome"] for i in percent] == ["Caneta 100%"], "% is a literal, not a wildcard"
+    priced = client.get("/itens", headers=auth, params={"min_preco": "2.5", "max_preco": "4"})
+    assert priced.json()["meta"]["total"] == 2
+
+
+def test_listing_sorts_and_pages_without_overlap(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token)
+    for preco in [3, 1, 2, 1, 3]:
+        _create(client, auth, preco=preco)
+    pages = [
+        client.get("/itens", headers=auth, params={"sort": "-preco", "limit": 2, "offset": o})
+        for o in (0, 2, 4)
+    ]
+    seen = [(i["preco"], i["id"]) for page in pages for i in page.json()["data"]]
+    assert seen == sorted(seen, key=lambda p: (-p[0], -p[1]))
+    assert len({i for _, i in seen}) == 5
+    assert pages[2].json()["meta"] == {"total": 5, "limit": 2, "offset": 4}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "descricao"},
+        {"sort": "id; drop table itens"},
+        {"min_preco": "-1"},
+        {"max_preco": "NaN"},
+        {"min_preco": "5", "max_preco": "4"},
+        {"q": ""},
+        {"min_preco": "1.001"},
+    ],
+)
+def test_bad_listing_parameters_are_422(
+    client: TestClient, make_token: TokenFactory, params: dict[str, str]
+) -> None:
+    response = client.get("/itens", headers=_auth(make_token), params=params)
+    assert response.status_code == 422
+    assert response.json()["status"] == "error"
+    assert response.json()["data"][0]["loc"][0] == "query"

@@ -1,4 +1,4 @@
-"""Async SQLAlchemy engines from the seed's DATABASE_URL, and a lock for schema changes."""
+"""Async SQLAlchemy engines from the seed's DATABASE_URL, and Alembic migrations under a lock."""
 
 import asyncio
 import fcntl
@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+from alembic import command, context
+from alembic.config import Config
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import event, exc, text
+from sqlalchemy import Connection, MetaData, event, exc, pool, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from starlette.responses import Response
 
 from svc_common.envelope import error_response
-from svc_common.settings import DatabaseSettings
+from svc_common.settings import DEFAULT_DATABASE_URL, DatabaseSettings
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,54 @@ async def schema_lock(engine: AsyncEngine) -> AsyncIterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+async def migrate(engine: AsyncEngine, script_location: Path) -> None:
+    """Upgrade to the newest Alembic revision, one instance at a time (call from the lifespan)."""
+    async with schema_lock(engine), engine.begin() as conn:
+        await conn.run_sync(_upgrade, script_location)
+
+
+def _upgrade(connection: Connection, script_location: Path) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def run_migrations(metadata: MetaData, *, version_table: str) -> None:
+    """The body of a service's Alembic env.py: one version table per service, only its tables."""
+    connection: Connection | None = context.config.attributes.get("connection")
+    if connection is not None:
+        _run_on(connection, metadata, version_table)
+        return
+    # Run from the alembic command line (e.g. `alembic revision --autogenerate`).
+    url = async_url(os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
+
+    async def run_online() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with schema_lock(engine), engine.begin() as conn:
+            await conn.run_sync(_run_on, metadata, version_table)
+        await engine.dispose()
+
+    asyncio.run(run_online())
+
+
+def _run_on(connection: Connection, metadata: MetaData, version_table: str) -> None:
+    def own_tables(name: str | None, type_: str, _: Any) -> bool:
+        # Services share one database: never diff (or drop) another service's tables.
+        return type_ != "table" or name in metadata.tables
+
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=version_table,
+        include_name=own_tables,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 async def _database_unavailable(request: Request, error: Exception) -> Response:

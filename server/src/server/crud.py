@@ -1,20 +1,78 @@
 """Database operations on items; routes never write SQL themselves."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Item
+from server.models import Item, utcnow
 from server.schemas import ItemIn
+
+SortKey = Literal[
+    "id",
+    "-id",
+    "nome",
+    "-nome",
+    "preco",
+    "-preco",
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+]
+_SORT_COLUMNS = {
+    "id": Item.id,
+    "nome": Item.nome,
+    "preco": Item.preco,
+    "created_at": Item.created_at,
+    "updated_at": Item.updated_at,
+}
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """Which items a listing shows: name contains `q`, price within bounds."""
+
+    q: str | None = None
+    min_preco: Decimal | None = None
+    max_preco: Decimal | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses of this filter."""
+        where: list[ColumnElement[bool]] = []
+        if self.q:
+            # autoescape: a % or _ in the query is a literal character, not a wildcard.
+            where.append(Item.nome.icontains(self.q, autoescape=True))
+        if self.min_preco is not None:
+            where.append(Item.preco >= self.min_preco)
+        if self.max_preco is not None:
+            where.append(Item.preco <= self.max_preco)
+        return where
+
+
+def _ordered(query: Select[Item], sort: SortKey) -> Select[Item]:
+    column = _SORT_COLUMNS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    # The id breaks ties, so pages never overlap or skip rows with equal sort values.
+    return query.order_by(order, Item.id.desc() if sort.startswith("-") else Item.id.asc())
 
 
 async def list_items(
-    session: AsyncSession, *, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    limit: int,
+    offset: int,
+    where: ItemFilter | None = None,
+    sort: SortKey = "id",
 ) -> tuple[Sequence[Item], int]:
-    """One page of items, oldest first, and the total count."""
-    total = await session.scalar(select(func.count()).select_from(Item))
-    page = await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
+    """One page of matching items in the given order, and how many match in all."""
+    conditions = (where or ItemFilter()).conditions()
+    total = await session.scalar(select(func.count()).select_from(Item).where(*conditions))
+    query = _ordered(select(Item).where(*conditions), sort).limit(limit).offset(offset)
+    page = await session.scalars(query)
     return page.all(), total or 0
 
 
@@ -31,15 +89,43 @@ async def create_item(session: AsyncSession, *, data: ItemIn, owner: str) -> Ite
     return item
 
 
-async def replace_item(session: AsyncSession, *, item: Item, data: ItemIn) -> Item:
-    """Overwrite an item's fields (PUT semantics)."""
-    for field, value in data.model_dump().items():
-        setattr(item, field, value)
+def _matching(item_id: int, expected_version: int | None) -> list[ColumnElement[bool]]:
+    where = [Item.id == item_id]
+    if expected_version is not None:
+        where.append(Item.version == expected_version)
+    return where
+
+
+async def replace_item(
+    session: AsyncSession, *, item_id: int, data: ItemIn, expected_version: int | None
+) -> Item | None:
+    """Overwrite an item's fields and bump its version; None when the expected version is gone.
+
+    The version check and the write are one statement, so two writers holding the same
+    version cannot both succeed.
+    """
+    statement = (
+        update(Item)
+        .where(*_matching(item_id, expected_version))
+        .values(**data.model_dump(), version=Item.version + 1, updated_at=utcnow())
+        .returning(Item)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    item = await session.scalar(statement)
     await session.commit()
     return item
 
 
-async def delete_item(session: AsyncSession, *, item: Item) -> None:
-    """Remove an item."""
-    await session.delete(item)
+async def delete_item(
+    session: AsyncSession, *, item_id: int, expected_version: int | None
+) -> Item | None:
+    """Remove an item; the deleted row, or None when the expected version is gone."""
+    statement = (
+        delete(Item)
+        .where(*_matching(item_id, expected_version))
+        .returning(Item)
+        .execution_options(synchronize_session=False)
+    )
+    item = await session.scalar(statement)
     await session.commit()
+    return item

@@ -1,22 +1,42 @@
-"""Item server app: wiring of config, database, auth and routes."""
+"""Item server app: wiring of config, database, item cache, auth and routes."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from svc_common.app import add_health_check, create_app, serve
 from svc_common.database import (
     create_engine,
     install_database_error_handler,
+    migrate,
     ping,
-    schema_lock,
     session_factory,
 )
 from svc_common.health import HealthCheck
 
+from server.cache import ItemCache
 from server.config import ServerSettings
-from server.models import Base
 from server.routes import router
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _redis(settings: ServerSettings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    # One quick retry covers a pooled connection Redis dropped; longer outages go to the DB.
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 def build_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -25,13 +45,23 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Open the pool and make sure the schema exists before taking traffic."""
+        """Migrate the schema (one instance at a time), open the pool and the item cache."""
         engine = create_engine(settings)
-        async with schema_lock(engine), engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+        await migrate(engine, MIGRATIONS)
         app.state.sessions = session_factory(engine)
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))
+        redis = _redis(settings)
+        cache = ItemCache(redis, ttl=settings.item_cache_ttl, jitter=settings.item_cache_jitter)
+        app.state.item_cache = cache
+        if redis is not None:
+            add_health_check(app, HealthCheck("redis", cache.ping, critical=False))
+        replay = asyncio.create_task(cache.replay_forever())
         yield
+        replay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await replay
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
     app = create_app(

@@ -1,15 +1,19 @@
-"""The itens table."""
+"""The itens table (its schema changes go through Alembic migrations in server/migrations)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy import DateTime, Numeric, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
     """Timestamps are always timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+# The servers share a database with the gateway; each service keeps its own Alembic history.
+VERSION_TABLE = "alembic_version_server"
 
 
 class Base(DeclarativeBase):
@@ -30,3 +34,5 @@ class Item(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # Bumped by every write; the ETag, If-Match and the cache's fences are built on it.
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))

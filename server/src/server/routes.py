@@ -2,22 +2,41 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+import orjson
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from svc_common.auth import CurrentUser, Principal
 from svc_common.database import SessionDep
-from svc_common.envelope import ERROR_RESPONSES, Envelope, ListEnvelope, ListMeta
+from svc_common.envelope import (
+    ERROR_RESPONSES,
+    Envelope,
+    EnvelopeResponse,
+    ErrorEnvelope,
+    ListEnvelope,
+    ListMeta,
+)
 
 from server import crud
+from server.deps import ItemCacheDep, ItemFilterDep
 from server.models import Item
+from server.preconditions import etag, expected_version, not_modified, precondition_failed
 from server.schemas import ItemIn, ItemOut
 
 router = APIRouter(prefix="/itens", tags=["itens"], responses=ERROR_RESPONSES)
 
 # Ids are PostgreSQL integers; a bigger number can only be a miss, so reject it as bad input.
 ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Item id")]
+IfMatch = Annotated[
+    str | None, Header(description="Only change the item if its ETag is still this one")
+]
+IfNoneMatch = Annotated[str | None, Header(description="304 when the item still has this ETag")]
+_CHANGE_ERRORS: dict[int | str, dict[str, object]] = {
+    403: {"model": ErrorEnvelope, "description": "Not the owner nor an admin"},
+    412: {"model": ErrorEnvelope, "description": "If-Match names an older version"},
+}
 
 
-async def _existing(session: SessionDep, item_id: int) -> Item:
+async def _existing(session: AsyncSession, item_id: int) -> Item:
     item = await crud.get_item(session, item_id=item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
@@ -31,16 +50,27 @@ def _ensure_may_change(user: Principal, item: Item) -> None:
         )
 
 
+def _lost_race(item_id: int, *, conditional: bool) -> HTTPException:
+    if conditional:
+        return precondition_failed(item_id)
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
+
+
 @router.get("", summary="List items")
 async def list_itens(
+    *,
     session: SessionDep,
     _: CurrentUser,
     response: Response,
+    where: ItemFilterDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    sort: Annotated[crud.SortKey, Query(description="A field; leading - sorts descending")] = "id",
 ) -> ListEnvelope[ItemOut]:
-    """A page of items; the total is in `meta` and `X-Total-Count`."""
-    items, total = await crud.list_items(session, limit=limit, offset=offset)
+    """A page of items; the total of matching items is in `meta` and `X-Total-Count`."""
+    items, total = await crud.list_items(
+        session, limit=limit, offset=offset, where=where, sort=sort
+    )
     response.headers["X-Total-Count"] = str(total)
     return ListEnvelope[ItemOut](
         data=[ItemOut.model_validate(i) for i in items],
@@ -56,32 +86,85 @@ async def create_item(
     """Store a new item owned by the caller."""
     item = await crud.create_item(session, data=data, owner=user.username)
     response.headers["Location"] = f"/itens/{item.id}"
+    response.headers["ETag"] = etag(item.id, item.version)
     return Envelope[ItemOut](data=ItemOut.model_validate(item), message="Item created")
 
 
-@router.get("/{item_id}", summary="Read an item")
-async def read_item(item_id: ItemId, session: SessionDep, _: CurrentUser) -> Envelope[ItemOut]:
-    """One item by id."""
-    item = await _existing(session, item_id)
-    return Envelope[ItemOut](data=ItemOut.model_validate(item))
+@router.get(
+    "/{item_id}",
+    summary="Read an item",
+    response_model=Envelope[ItemOut],
+    responses={304: {"description": "Not modified: If-None-Match names the current ETag"}},
+)
+async def read_item(
+    *,
+    item_id: ItemId,
+    session: SessionDep,
+    cache: ItemCacheDep,
+    _: CurrentUser,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """One item by id, with its ETag; served from the item cache when Redis is configured."""
+
+    async def load() -> tuple[int, bytes] | None:
+        item = await crud.get_item(session, item_id=item_id)
+        if item is None:
+            return None
+        return item.version, ItemOut.model_validate(item).model_dump_json().encode()
+
+    cached = await cache.read(item_id, load)
+    if cached is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
+    item = orjson.loads(cached)
+    tag = etag(item_id, item["version"])
+    if not_modified(if_none_match, tag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
+    body = {"status": "success", "data": item, "message": None}
+    return EnvelopeResponse(body, headers={"ETag": tag})
 
 
-@router.put("/{item_id}", summary="Replace an item", responses={403: ERROR_RESPONSES[401]})
+@router.put("/{item_id}", summary="Replace an item", responses=_CHANGE_ERRORS)
 async def replace_item(
-    item_id: ItemId, data: ItemIn, session: SessionDep, user: CurrentUser
+    *,
+    item_id: ItemId,
+    data: ItemIn,
+    session: SessionDep,
+    cache: ItemCacheDep,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> Envelope[ItemOut]:
-    """Overwrite an item's fields; only its owner or an admin may."""
+    """Overwrite an item's fields; only its owner or an admin may. Send If-Match to be safe."""
     item = await _existing(session, item_id)
     _ensure_may_change(user, item)
-    item = await crud.replace_item(session, item=item, data=data)
-    return Envelope[ItemOut](data=ItemOut.model_validate(item), message="Item updated")
+    expected = expected_version(if_match, item_id=item_id, version=item.version)
+    updated = await crud.replace_item(
+        session, item_id=item_id, data=data, expected_version=expected
+    )
+    if updated is None:
+        # Another writer got in between our read and our write: changed it, or deleted it.
+        raise _lost_race(item_id, conditional=expected is not None)
+    await cache.invalidate(item_id, updated.version)
+    response.headers["ETag"] = etag(item_id, updated.version)
+    return Envelope[ItemOut](data=ItemOut.model_validate(updated), message="Item updated")
 
 
-@router.delete("/{item_id}", summary="Delete an item", responses={403: ERROR_RESPONSES[401]})
-async def delete_item(item_id: ItemId, session: SessionDep, user: CurrentUser) -> Envelope[ItemOut]:
+@router.delete("/{item_id}", summary="Delete an item", responses=_CHANGE_ERRORS)
+async def delete_item(
+    *,
+    item_id: ItemId,
+    session: SessionDep,
+    cache: ItemCacheDep,
+    user: CurrentUser,
+    if_match: IfMatch = None,
+) -> Envelope[ItemOut]:
     """Remove an item; only its owner or an admin may. Returns what was deleted."""
     item = await _existing(session, item_id)
     _ensure_may_change(user, item)
-    gone = ItemOut.model_validate(item)
-    await crud.delete_item(session, item=item)
-    return Envelope[ItemOut](data=gone, message="Item deleted")
+    expected = expected_version(if_match, item_id=item_id, version=item.version)
+    gone = await crud.delete_item(session, item_id=item_id, expected_version=expected)
+    if gone is None:
+        raise _lost_race(item_id, conditional=expected is not None)
+    # The fence goes past the last version, so no reader can put the deleted item back.
+    await cache.invalidate(item_id, gone.version + 1)
+    return Envelope[ItemOut](data=ItemOut.model_validate(gone), message="Item deleted")

@@ -49,6 +49,7 @@ class ItemOut(BaseModel):
     owner: str
     created_at: datetime
     updated_at: datetime
+    version: int = Field(description="Bumped by every change; the ETag is built from it")
 
     @field_validator("created_at", "updated_at")
     @classmethod

@@ -1,0 +1,223 @@
+"""Read-through cache of items in Redis: one round trip per hit, and no stale read after a write.
+
+The race every read-through cache has: a reader loads version 1 from the database, a writer
+commits version 2 and invalidates, then the reader stores version 1 after the invalidation.
+Here a writer leaves a fence (the newest committed version) beside the deleted entry, and a
+fill is stored only if its version is not older than the fence, checked inside Redis. A fill
+that took longer than the lock lifetime is dropped, so it can never outlive a fence.
+"""
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from svc_common.shared_cache import ITEM_NAMESPACE, STATS_KEY, data_key, hits_field, misses_field
+
+log = logging.getLogger(__name__)
+
+LOOKUPS = Counter(
+    "item_cache_lookups_total",
+    "Item reads by how they were answered: hit, miss (loaded, then cached) or bypass (no Redis).",
+    ["result"],
+)
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+# A hit returns the value. A miss returns 1 when this caller takes the fill lock (and is
+# counted as the one miss), or 0 when another caller is already loading the item.
+_LOOKUP = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  return value
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+  return 1
+end
+return 0
+"""
+# Store the loaded value unless a writer has fenced it off; release the lock if still ours.
+# ARGV[5] names the misses field when this load was not counted yet (a caller that gave up
+# waiting for someone else's lock).
+_FILL = """
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
+end
+local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
+local stored = 0
+if ARGV[2] ~= '' and tonumber(ARGV[1]) >= fence then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  stored = 1
+end
+if redis.call('GET', KEYS[3]) == ARGV[4] then
+  redis.call('DEL', KEYS[3])
+end
+return stored
+"""
+# After a commit: raise the fence to the committed version and drop the cached value.
+_INVALIDATE = """
+local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) > fence then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+Loader = Callable[[], Awaitable[tuple[int, bytes] | None]]
+
+
+class ItemCache:
+    """Items as JSON under cache:data:itens:<id>, shared by every server instance."""
+
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        ttl: float,
+        jitter: float = 0.1,
+        namespace: str = ITEM_NAMESPACE,
+        lock_ms: int = 3000,
+        fence_ms: int = 60_000,
+        max_wait: float = 1.0,
+        retry_after: float = 1.0,
+    ) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.ttl_ms = ttl * 1000
+        self.jitter = jitter
+        self.lock_ms = lock_ms
+        self.fence_ms = fence_ms
+        self.max_wait = max_wait
+        self.retry_after = retry_after
+        self._down_until = 0.0
+        self._down = False
+        # Invalidations Redis missed while unreachable: replayed before the cache is used again.
+        self._pending: dict[int, int] = {}
+        if redis is not None:
+            self._lookup = redis.register_script(_LOOKUP)
+            self._fill = redis.register_script(_FILL)
+            self._invalidate = redis.register_script(_INVALIDATE)
+
+    def _keys(self, item_id: int) -> tuple[str, str, str]:
+        key = f"{self.namespace}:{item_id}"
+        return data_key(key), f"cache:fence:{key}", f"cache:lock:{key}"
+
+    async def read(self, item_id: int, load: Loader) -> bytes | None:
+        """The item's JSON from Redis, or from `load` (and then cached); None if there is none."""
+        if not await self._usable():
+            return await self._bypass(load)
+        data, _, lock = self._keys(item_id)
+        token = secrets.token_hex(8)
+        args: list[str | int] = [
+            token,
+            self.lock_ms,
+            hits_field(self.namespace),
+            misses_field(self.namespace),
+        ]
+        deadline = time.monotonic() + self.max_wait
+        delay = 0.005
+        while True:
+            try:
+                found = await self._lookup(keys=[data, lock, STATS_KEY], args=args)
+            except REDIS_ERRORS as exc:
+                self._trip(exc)
+                return await self._bypass(load)
+            if isinstance(found, bytes):
+                LOOKUPS.labels("hit").inc()
+                return found
+            if found == 1:
+                return await self._load_and_fill(item_id, load, token, counted=True)
+            if time.monotonic() >= deadline:
+                # The other loader is slow (or gone): load it ourselves rather than wait more.
+                return await self._load_and_fill(item_id, load, token, counted=False)
+            # Someone else is loading this item (a stampede on a hot key): wait for their fill.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def _bypass(self, load: Loader) -> bytes | None:
+        LOOKUPS.labels("bypass").inc()
+        found = await load()
+        return found[1] if found else None
+
+    async def _load_and_fill(
+        self, item_id: int, load: Loader, token: str, *, counted: bool
+    ) -> bytes | None:
+        LOOKUPS.labels("miss").inc()
+        data, fence, lock = self._keys(item_id)
+        started = time.monotonic()
+        found = None
+        try:
+            found = await load()
+        finally:
+            version, value = found if found else (0, b"")
+            # A load slower than the lock may predate a fence that has expired since: drop it.
+            if time.monotonic() - started > self.lock_ms / 1000:
+                value = b""
+            jitter = random.uniform(0, self.jitter)  # noqa: S311 - spreads expiry, not a secret
+            ttl = int(self.ttl_ms * (1 + jitter))
+            count = "" if counted else misses_field(self.namespace)
+            try:
+                await self._fill(
+                    keys=[data, fence, lock, STATS_KEY], args=[version, value, ttl, token, count]
+                )
+            except REDIS_ERRORS as exc:
+                self._trip(exc)
+        return found[1] if found else None
+
+    async def invalidate(self, item_id: int, version: int) -> None:
+        """After a committed write of `version` (deletes pass the deleted version + 1)."""
+        if self.redis is None:
+            return
+        self._pending[item_id] = max(version, self._pending.get(item_id, 0))
+        # Tried even while reads skip Redis: a blip on this instance alone must not leave a
+        # stale entry that the other instances would go on serving.
+        await self._replay()
+
+    async def _replay(self) -> bool:
+        """Send the pending invalidations; False (and Redis counted as down) if that fails."""
+        try:
+            for item_id, version in list(self._pending.items()):
+                data, fence, _ = self._keys(item_id)
+                await self._invalidate(keys=[data, fence], args=[version, self.fence_ms])
+                if self._pending.get(item_id) == version:
+                    del self._pending[item_id]
+        except REDIS_ERRORS as exc:
+            self._trip(exc)
+            return False
+        if self._down:
+            self._down = False
+            log.info("redis reachable again: item cache back in use")
+        return True
+
+    async def _usable(self) -> bool:
+        if self.redis is None or time.monotonic() < self._down_until:
+            return False
+        return not self._pending or await self._replay()
+
+    def _trip(self, exc: BaseException) -> None:
+        # Skip Redis for a while instead of paying a failed call on every request.
+        self._down_until = time.monotonic() + self.retry_after
+        if not self._down:
+            self._down = True
+            log.warning("redis unreachable, items come from the database: %r", exc)
+
+    async def replay_forever(self, interval: float = 0.5) -> None:
+        """Background task: deliver missed invalidations as soon as Redis answers again."""
+        while True:
+            await asyncio.sleep(interval)
+            if self._pending and time.monotonic() >= self._down_until:
+                await self._replay()
+
+    async def ping(self) -> dict[str, object]:
+        """Health detail for /saude (not critical: items still come from the database)."""
+        if self.redis is None:
+            return {"status": "disabled"}
+        await self.redis.ping()
+        return {"status": "up", "pending_invalidations": len(self._pending)}

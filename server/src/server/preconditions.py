@@ -1,0 +1,51 @@
+"""ETags of items and the conditional headers built on them (RFC 9110, section 13)."""
+
+import re
+
+from fastapi import HTTPException, status
+
+_ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
+
+
+def etag(item_id: int, version: int) -> str:
+    """A strong ETag: the same id and version always mean the same representation."""
+    return f'"{item_id}.{version}"'
+
+
+def _tags(header: str) -> list[tuple[bool, str]]:
+    return [(bool(weak), opaque) for weak, opaque in _ENTITY_TAG.findall(header)]
+
+
+def not_modified(header: str | None, current: str) -> bool:
+    """True when If-None-Match names the current tag (weak comparison): answer 304."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(opaque == current.strip('"') for _, opaque in _tags(header))
+
+
+def match_holds(header: str, current: str) -> bool:
+    """True when If-Match names the current tag (strong comparison: weak tags never match)."""
+    if header.strip() == "*":
+        return True
+    return any(not weak and opaque == current.strip('"') for weak, opaque in _tags(header))
+
+
+def precondition_failed(item_id: int, *, current: str | None = None) -> HTTPException:
+    """412: the client's copy is out of date; it carries the current ETag when known."""
+    return HTTPException(
+        status.HTTP_412_PRECONDITION_FAILED,
+        f"Item {item_id} has changed since it was read (If-Match); read it again",
+        headers={"ETag": current} if current else None,
+    )
+
+
+def expected_version(if_match: str | None, *, item_id: int, version: int) -> int | None:
+    """The version a conditional write must still find, None for an unconditional one."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    current = etag(item_id, version)
+    if not match_holds(if_match, current):
+        raise precondition_failed(item_id, current=current)
+    return version
