@@ -8,6 +8,7 @@ client are counted in one hash, `cache:stats`, with the fields `<namespace>:hits
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DATA_PREFIX = "cache:data:"
 STATS_KEY = "cache:stats"
@@ -52,7 +53,7 @@ class Counts:
         return round(self.hits / lookups, 4) if lookups else 0.0
 
 
-def parse_stats(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> dict[str, Counts]:
+def parse_stats(raw: Mapping[Any, Any]) -> dict[str, Counts]:
     """Per-namespace counts from HGETALL of STATS_KEY."""
     hits: dict[str, int] = {}
     misses: dict[str, int] = {}
