@@ -38,7 +38,7 @@ async def test_instances_starting_together_migrate_once_without_racing(
 ) -> None:
     engines = [create_async_engine(async_url(fresh_database)) for _ in range(4)]
     try:
-        # Without the lock, concurrent DDL blocks (or fails); the deadline turns that into a failure.
+        # Without the lock concurrent DDL blocks (or fails): the deadline makes that a failure.
         async with asyncio.timeout(60):
             await asyncio.gather(*(migrate(engine, MIGRATIONS) for engine in engines))
         async with engines[0].connect() as conn:
