@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 
 from tests.integration.conftest import OUTPUT, PG_ADMIN_URL
-from tests.integration.redis_server import RedisServer
+from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack
 
 SERVICES = ("server", "server2", "load_balancer", "api_gateway", "cache")
@@ -117,7 +117,7 @@ def main() -> int:
 
     workdir = OUTPUT / "bench-cache"
     workdir.mkdir(parents=True, exist_ok=True)
-    redis_server = RedisServer(workdir)
+    redis_server = PrivateRedis(workdir)
     database = f"bench_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
     stack = Stack(

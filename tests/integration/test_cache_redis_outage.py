@@ -6,6 +6,7 @@ one) and their own servers and cache service on a database of their own.
 
 import asyncio
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import redis
 
 from conftest import mint_token
 from tests.integration.conftest import IN_CI, OUTPUT, PG_ADMIN_URL
-from tests.integration.redis_server import RedisServer
+from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack
 
 SERVICES = ("server", "server2", "cache")
@@ -33,21 +34,21 @@ async def _admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def private_redis() -> Iterator[RedisServer]:
-    if not RedisServer.available():
+def private_redis() -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
         if IN_CI:
             pytest.fail("redis-server is not installed (make system-deps)")
         pytest.skip("redis-server is not installed")
     workdir = OUTPUT / "redis-outage"
     workdir.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(workdir)
+    server = PrivateRedis(workdir)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def outage_stack(postgres_database: str, private_redis: RedisServer) -> Iterator[Stack]:
+def outage_stack(postgres_database: str, private_redis: PrivateRedis) -> Iterator[Stack]:
     name = f"outage_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     workdir = OUTPUT / "stack-redis-outage"
@@ -68,7 +69,7 @@ def outage_stack(postgres_database: str, private_redis: RedisServer) -> Iterator
 
 
 @pytest.fixture
-def running_redis(private_redis: RedisServer) -> RedisServer:
+def running_redis(private_redis: PrivateRedis) -> PrivateRedis:
     if private_redis.proc is None or private_redis.proc.poll() is not None:
         private_redis.start()
     return private_redis
@@ -89,7 +90,7 @@ def _item_hits(url: str) -> int:
 
 
 async def test_killing_redis_during_a_read_load_fails_no_request(
-    outage_stack: Stack, running_redis: RedisServer
+    outage_stack: Stack, running_redis: PrivateRedis
 ) -> None:
     servers = [outage_stack.url("server"), outage_stack.url("server2")]
     async with httpx.AsyncClient(headers=_auth(outage_stack), timeout=30) as client:
@@ -117,7 +118,7 @@ async def test_killing_redis_during_a_read_load_fails_no_request(
         readers = [asyncio.create_task(reader()) for _ in range(6)]
         await asyncio.sleep(1.5)
         assert _item_hits(running_redis.url) > 0, "the load was served from the cache"
-        await asyncio.to_thread(running_redis.kill)
+        await asyncio.to_thread(running_redis.stop)
         phase = "down"
         await asyncio.sleep(1.0)
         written = await client.put(f"{servers[1]}/itens/{ids[0]}", json={"nome": "w", "preco": 2})
@@ -142,13 +143,13 @@ async def test_killing_redis_during_a_read_load_fails_no_request(
 
 
 def test_the_cache_service_answers_503_while_redis_is_down_and_recovers_by_itself(
-    outage_stack: Stack, running_redis: RedisServer
+    outage_stack: Stack, running_redis: PrivateRedis
 ) -> None:
     with httpx.Client(
         base_url=outage_stack.url("cache"), headers=_auth(outage_stack), timeout=10
     ) as cache:
         assert cache.post("/cache", json={"key": "a", "value": 1}).status_code == 201
-        running_redis.kill()
+        running_redis.stop()
         for method, path in [("GET", "/cache/a"), ("GET", "/cache/stats"), ("POST", "/cache")]:
             response = cache.request(method, path, json={"key": "a", "value": 1})
             assert response.status_code == 503, (method, path, response.text)
@@ -164,7 +165,7 @@ def test_the_cache_service_answers_503_while_redis_is_down_and_recovers_by_itsel
 
 
 def test_the_cache_service_walks_keys_with_scan_never_keys(
-    outage_stack: Stack, running_redis: RedisServer
+    outage_stack: Stack, running_redis: PrivateRedis
 ) -> None:
     client = redis.Redis.from_url(running_redis.url)
 
