@@ -129,6 +129,7 @@ class ItemCache:
             except REDIS_ERRORS as exc:
                 self._trip(exc)
                 return await self._bypass(load)
+            self._mark_up()
             if isinstance(found, bytes):
                 LOOKUPS.labels("hit").inc()
                 return found
@@ -191,15 +192,18 @@ class ItemCache:
         except REDIS_ERRORS as exc:
             self._trip(exc)
             return False
-        if self._down:
-            self._down = False
-            log.info("redis reachable again: item cache back in use")
+        self._mark_up()
         return True
 
     async def _usable(self) -> bool:
         if self.redis is None or time.monotonic() < self._down_until:
             return False
         return not self._pending or await self._replay()
+
+    def _mark_up(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("redis reachable again: item cache back in use")
 
     def _trip(self, exc: BaseException) -> None:
         # Skip Redis for a while instead of paying a failed call on every request.
