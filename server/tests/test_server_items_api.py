@@ -228,3 +228,51 @@ def test_bad_listing_parameters_are_422(
     assert response.status_code == 422
     assert response.json()["status"] == "error"
     assert response.json()["data"][0]["loc"][0] == "query"
+
+
+def test_a_post_resent_with_the_same_idempotency_key_is_stored_once(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token, "ana", "user") | {"Idempotency-Key": "k-1"}
+    body = {"nome": "Caneta", "preco": 2.5}
+    first = client.post("/itens", headers=auth, json=body)
+    again = client.post("/itens", headers=auth, json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["data"]["id"] == first.json()["data"]["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert client.get("/itens", headers=auth).json()["meta"]["total"] == 1
+
+
+def test_idempotency_keys_belong_to_their_owner(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    body = {"nome": "Caneta", "preco": 2.5}
+    ana = client.post(
+        "/itens", headers=_auth(make_token, "ana", "user") | {"Idempotency-Key": "k"}, json=body
+    )
+    bob = client.post(
+        "/itens", headers=_auth(make_token, "bob", "user") | {"Idempotency-Key": "k"}, json=body
+    )
+    assert ana.status_code == bob.status_code == 201
+    assert ana.json()["data"]["id"] != bob.json()["data"]["id"]
+
+
+def test_a_reused_idempotency_key_with_another_body_is_422_and_stores_nothing(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token) | {"Idempotency-Key": "k-2"}
+    assert client.post("/itens", headers=auth, json={"nome": "a", "preco": 1}).status_code == 201
+    reused = client.post("/itens", headers=auth, json={"nome": "b", "preco": 1})
+    assert reused.status_code == 422
+    assert reused.json()["status"] == "error"
+    assert client.get("/itens", headers=auth).json()["meta"]["total"] == 1
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 65, "a*b"])
+def test_malformed_idempotency_keys_are_422(
+    client: TestClient, make_token: TokenFactory, key: str
+) -> None:
+    headers = _auth(make_token) | {"Idempotency-Key": key}
+    response = client.post("/itens", headers=headers, json={"nome": "a", "preco": 1})
+    assert response.status_code == 422

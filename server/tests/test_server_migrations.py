@@ -44,7 +44,7 @@ async def test_a_fresh_database_gets_exactly_the_models_schema(tmp_path: Path) -
         head = await conn.scalar(text("SELECT version_num FROM alembic_version_server"))
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     await engine.dispose()
-    assert head == "0002"
+    assert head == "0003"
     assert tables == {"itens", VERSION_TABLE}, "one version table per service, no alembic_version"
 
 

@@ -42,8 +42,9 @@ class BalancerSettings(ServiceSettings):
     retry_buffer_bytes: int = Field(default=64 * 1024, ge=0)
 
     # Give POST/PATCH requests without an Idempotency-Key one, which makes them safe to resend
-    # after a backend died mid-request. Only for backends that store such a request once.
-    add_idempotency_keys: bool = False
+    # after a backend died mid-request: the item servers store a keyed POST once. Turn it off
+    # only in front of backends that ignore the header.
+    add_idempotency_keys: bool = True
 
     pool_limit: int = Field(default=512, ge=1, description="Open connections, all backends")
     pool_limit_per_backend: int = Field(default=256, ge=1)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Literal
 
 from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Item, utcnow
@@ -81,12 +82,39 @@ async def get_item(session: AsyncSession, *, item_id: int) -> Item | None:
     return await session.get(Item, item_id)
 
 
-async def create_item(session: AsyncSession, *, data: ItemIn, owner: str) -> Item:
-    """Store a new item owned by `owner`."""
-    item = Item(**data.model_dump(), owner=owner)
+class KeyReused(Exception):
+    """An Idempotency-Key already created a different item."""
+
+
+async def create_item(
+    session: AsyncSession, *, data: ItemIn, owner: str, idempotency_key: str | None = None
+) -> tuple[Item, bool]:
+    """Store a new item owned by `owner`: (item, True), or (the earlier item, False) on a replay.
+
+    A replay is a POST whose Idempotency-Key already created an item for the same owner (a
+    client retry, or the balancer resending after a backend died): it stores nothing.
+    """
+    item = Item(**data.model_dump(), owner=owner, idempotency_key=idempotency_key)
     session.add(item)
-    await session.commit()
-    return item
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        if idempotency_key is None:
+            raise
+        earlier = await session.scalar(
+            select(Item).where(Item.owner == owner, Item.idempotency_key == idempotency_key)
+        )
+        if earlier is None:
+            raise
+        if earlier.version == 1 and _fields(earlier) != data.model_dump():
+            raise KeyReused(idempotency_key) from None
+        return earlier, False
+    return item, True
+
+
+def _fields(item: Item) -> dict[str, object]:
+    return {field: getattr(item, field) for field in ItemIn.model_fields}
 
 
 def _matching(item_id: int, expected_version: int | None) -> list[ColumnElement[bool]]:

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, Numeric, String, text
+from sqlalchemy import DateTime, Index, Numeric, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -24,6 +24,9 @@ class Item(Base):
     """An item for sale, owned by the user who created it."""
 
     __tablename__ = "itens"
+    __table_args__ = (
+        Index("uq_itens_owner_idempotency_key", "owner", "idempotency_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nome: Mapped[str] = mapped_column(String(100))
@@ -36,3 +39,6 @@ class Item(Base):
     )
     # Bumped by every write; the ETag, If-Match and the cache's fences are built on it.
     version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    # The client's (or the balancer's) Idempotency-Key of the POST that created it: a resent
+    # POST with the same key finds this row instead of storing the item twice.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), default=None)

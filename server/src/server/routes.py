@@ -30,6 +30,13 @@ IfMatch = Annotated[
     str | None, Header(description="Only change the item if its ETag is still this one")
 ]
 IfNoneMatch = Annotated[str | None, Header(description="304 when the item still has this ETag")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Sending the same POST again with this key stores the item only once",
+    ),
+]
 _CHANGE_ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorEnvelope, "description": "Not the owner nor an admin"},
     412: {"model": ErrorEnvelope, "description": "If-Match names an older version"},
@@ -79,15 +86,36 @@ async def list_itens(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an item")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an item",
+    responses={422: {"model": ErrorEnvelope, "description": "Invalid body, or key reused"}},
+)
 async def create_item(
-    data: ItemIn, session: SessionDep, user: CurrentUser, response: Response
+    *,
+    data: ItemIn,
+    session: SessionDep,
+    user: CurrentUser,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> Envelope[ItemOut]:
-    """Store a new item owned by the caller."""
-    item = await crud.create_item(session, data=data, owner=user.username)
+    """Store a new item owned by the caller; a repeated Idempotency-Key returns the first one."""
+    try:
+        item, created = await crud.create_item(
+            session, data=data, owner=user.username, idempotency_key=idempotency_key
+        )
+    except crud.KeyReused:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "This Idempotency-Key was already used for a different item",
+        ) from None
     response.headers["Location"] = f"/itens/{item.id}"
     response.headers["ETag"] = etag(item.id, item.version)
-    return Envelope[ItemOut](data=ItemOut.model_validate(item), message="Item created")
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    message = "Item created" if created else "Item already created with this Idempotency-Key"
+    return Envelope[ItemOut](data=ItemOut.model_validate(item), message=message)
 
 
 @router.get(
