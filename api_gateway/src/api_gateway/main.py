@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -10,6 +11,7 @@ from svc_common.auth import TokenVerifier
 from svc_common.database import (
     create_engine,
     install_database_error_handler,
+    migrate,
     ping,
     schema_lock,
     session_factory,
@@ -19,12 +21,13 @@ from svc_common.revocation import RevocationList
 
 from api_gateway.config import GatewaySettings, one_rate
 from api_gateway.edge import EnvelopeCORSMiddleware, GzipWhenAccepted
-from api_gateway.models import Base
 from api_gateway.openapi import MergedOpenAPI
 from api_gateway.proxy import GatewayProxyMiddleware, Upstream
 from api_gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from api_gateway.routes import router
 from api_gateway.users import ensure_default_users
+
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _edge(settings: GatewaySettings) -> list[Middleware]:
@@ -51,10 +54,10 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Open the user database and the balancer session; seed the default users."""
         engine = create_engine(settings)
+        await migrate(engine, MIGRATIONS)
+        app.state.sessions = session_factory(engine)
+        # Separate from migrate(): the SQLite file lock cannot be taken twice in one process.
         async with schema_lock(engine):
-            async with engine.begin() as conn:
-                await conn.run_sync(Base.metadata.create_all)
-            app.state.sessions = session_factory(engine)
             await ensure_default_users(app.state.sessions)
         await upstream.start()
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))

@@ -1,9 +1,12 @@
-"""The users table."""
+"""The users table (its schema changes go through Alembic migrations in migrations/)."""
 
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# The gateway may share its database with the servers; each service keeps its own Alembic history.
+VERSION_TABLE = "alembic_version_gateway"
 
 
 class Base(DeclarativeBase):
