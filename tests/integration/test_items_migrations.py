@@ -44,7 +44,7 @@ async def test_instances_starting_together_migrate_once_without_racing(
         async with engines[0].connect() as conn:
             heads = (await conn.execute(text(HEADS))).all()
             columns = await conn.scalars(text(COLUMNS))
-            assert [tuple(h) for h in heads] == [("0002",)]
+            assert [tuple(h) for h in heads] == [("0003",)]
             assert "version" in set(columns)
     finally:
         for engine in engines:
