@@ -86,11 +86,11 @@ async def test_a_request_left_unread_by_a_dying_backend_is_retried_whatever_its_
     assert len(ok.hits) == 1
 
 
-async def test_a_post_the_backend_read_before_dying_is_never_sent_again(
+async def test_without_idempotency_keys_a_post_the_backend_read_before_dying_is_not_resent(
     scripted: Any, dying: Any, client: Client
 ) -> None:
     dead, ok = dying(read_first=True), await scripted("ok")
-    _, http = await client([dead.url, ok.url])
+    _, http = await client([dead.url, ok.url], add_idempotency_keys=False)
     response = await http.post("/itens", json={"nome": "x"})
     assert response.status_code == 502
     assert response.json() == {
@@ -136,7 +136,7 @@ async def test_with_added_idempotency_keys_a_post_may_be_sent_again_under_one_ke
     scripted: Any, dying: Any, client: Client
 ) -> None:
     dead, ok = dying(read_first=True), await scripted("ok")
-    _, http = await client([dead.url, ok.url], add_idempotency_keys=True)
+    _, http = await client([dead.url, ok.url])  # keys are added by default
     assert (await http.post("/itens", json={"nome": "x"})).status_code == 201
     [first] = dead.requests
     key = ok.hits[0].headers["idempotency-key"]
@@ -153,11 +153,11 @@ async def test_a_silent_backend_costs_a_get_one_try_timeout_then_it_moves_on(
     assert response.headers["x-served-by"] == "ok"
 
 
-async def test_a_post_to_a_silent_backend_times_out_with_504_and_is_not_resent(
+async def test_without_idempotency_keys_a_post_to_a_silent_backend_is_a_504_not_resent(
     scripted: Any, client: Client
 ) -> None:
     hung, ok = await scripted("hung", "hang"), await scripted("ok")
-    _, http = await client([hung.url, ok.url], try_timeout=0.3)
+    _, http = await client([hung.url, ok.url], try_timeout=0.3, add_idempotency_keys=False)
     response = await http.post("/itens", json={"nome": "x"})
     assert response.status_code == 504
     assert response.json()["message"] == "Upstream server timed out"
