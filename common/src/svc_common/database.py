@@ -167,6 +167,20 @@ def _run_on(connection: Connection, metadata: MetaData, version_table: str) -> N
         context.run_migrations()
 
 
+# SQLSTATE classes of a server that is gone or turning clients away: 08 (connection
+# exception) and 57P (operator intervention: admin shutdown, crash shutdown, "the database
+# system is starting up / shutting down"). asyncpg reports these as plain DBAPIErrors.
+_UNAVAILABLE_SQLSTATES = ("08", "57P")
+
+
+def is_unavailable(error: exc.DBAPIError) -> bool:
+    """Whether a driver error means the database cannot be reached, not that the query failed."""
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 async def _database_unavailable(request: Request, error: Exception) -> Response:
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
     return error_response(
@@ -174,7 +188,17 @@ async def _database_unavailable(request: Request, error: Exception) -> Response:
     )
 
 
+async def _driver_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, exc.DBAPIError)
+    if is_unavailable(error):
+        return await _database_unavailable(request, error)
+    log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, "Internal server error")
+
+
 def install_database_error_handler(app: FastAPI) -> None:
-    """A lost or saturated database is a 503 in the envelope, not a 500."""
+    """A lost, restarting or saturated database is a 503 in the envelope, not a 500."""
     for kind in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError):
         app.add_exception_handler(kind, _database_unavailable)
+    # Any other driver error: a 503 when it says the server is gone or restarting.
+    app.add_exception_handler(exc.DBAPIError, _driver_error)
