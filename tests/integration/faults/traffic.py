@@ -24,6 +24,7 @@ class Outcome:
     done: float
     status: int
     body: str
+    limited: bool = False  # the answer carried the gateway's RateLimit header
 
     @property
     def ok(self) -> bool:
@@ -64,9 +65,10 @@ class Traffic:
                 else:
                     response = await http.get("/itens", params={"limit": 5, "sort": "-id"})
                 status, body = response.status_code, response.text
+                limited = "ratelimit" in response.headers
             except httpx.HTTPError as exc:
-                status, body = 0, repr(exc)
-            self.outcomes.append(Outcome(kind, sent, time.monotonic(), status, body))
+                status, body, limited = 0, repr(exc), False
+            self.outcomes.append(Outcome(kind, sent, time.monotonic(), status, body, limited))
             if kind == "post" and status == 201:
                 self.acknowledged[response.json()["data"]["id"]] = nome
             if not 200 <= status < 300:
