@@ -39,6 +39,11 @@ async def test_postgres_restart_under_load_is_envelope_503s_then_recovers_keepin
         await until(lambda: set(balancer_states(stack)) == {"down"})
         await until(lambda: monitor_states(stack)["server"] == "down")
         seen_down = monitor_states(stack)
+        login = await asyncio.to_thread(
+            httpx.post,
+            f"{stack.url('api_gateway')}/login",
+            json={"username": "admin", "password": "admin123"},
+        )
         # A restart takes a few seconds; so does this outage, at the least.
         await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))
         await asyncio.to_thread(private_postgres.start)
@@ -57,6 +62,7 @@ async def test_postgres_restart_under_load_is_envelope_503s_then_recovers_keepin
     assert recovery <= RECOVERY_BOUND
     assert seen_down["server"] == seen_down["server2"] == "down"
     assert seen_down["api_gateway"] == "down"  # its /saude checks the users' database
+    assert (login.status_code, login.json()["status"]) == (503, "error")
     await until(lambda: monitor_states(stack)["server"] == "up")
 
     stored = await asyncio.to_thread(stored_ids, stack, traffic.tag)

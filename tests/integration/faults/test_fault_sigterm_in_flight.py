@@ -81,7 +81,7 @@ async def test_sigterm_lets_requests_in_flight_finish_and_stops_taking_new_ones(
     ]
     for half in halves:
         await half.wait()
-    await asyncio.sleep(0.5)  # the halves reach the service: the requests are in flight
+    await asyncio.sleep(1.0)  # the halves reach the service: the requests are in flight
     proc = stack.procs[service]
     proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
@@ -127,7 +127,7 @@ async def test_a_server_draining_after_sigterm_sends_new_requests_to_the_other(
         body = write_body("server2", f"sigterm-server2-{uuid.uuid4().hex[:6]}")
         write = asyncio.create_task(slow_write(url + "/itens", body, token, half, release))
         await half.wait()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         stack.procs["server2"].send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         await until(lambda: refuses_connections(url), seconds=10)
