@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.conftest import IN_CI, OUTPUT, login
 from tests.integration.faults.dependencies import PrivatePostgres, postgres_bindir
-from tests.integration.faults.traffic import Traffic
+from tests.integration.faults.traffic import SUMMARY, Traffic
 from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack
 
@@ -68,6 +68,7 @@ async def _create_database(url: str, name: str) -> None:
 def fault_stack(private_postgres: PrivatePostgres, fault_redis: PrivateRedis) -> Iterator[Stack]:
     """All six services on the private PostgreSQL and Redis."""
     asyncio.run(_create_database(private_postgres.url(), "arquitetura"))
+    SUMMARY.unlink(missing_ok=True)
     for old in WORKDIR.glob("*.log"):
         if old.name != "postgres.log":
             old.unlink()
@@ -134,6 +135,12 @@ async def until(predicate: Callable[[], bool], seconds: float = 60.0) -> None:
     while not await asyncio.to_thread(predicate):
         assert loop.time() < deadline, "condition never became true"
         await asyncio.sleep(0.05)
+
+
+def monitor_states(stack: Stack) -> dict[str, str]:
+    """What the monitor's /health says of each service."""
+    body = httpx.get(f"{stack.url('monitoring')}/health", timeout=5).json()
+    return {s["name"]: s["status"] for s in body["data"]["services"]}
 
 
 def stored_ids(stack: Stack, tag: str) -> dict[int, str]:

@@ -14,7 +14,13 @@ import httpx
 import pytest
 
 from tests.integration.conftest import login
-from tests.integration.faults.conftest import FAULT_ENV, steady_load, stored_ids, until
+from tests.integration.faults.conftest import (
+    FAULT_ENV,
+    monitor_states,
+    steady_load,
+    stored_ids,
+    until,
+)
 from tests.integration.stack import Stack
 
 TRY_TIMEOUT = float(FAULT_ENV["TRY_TIMEOUT"])
@@ -24,12 +30,6 @@ def backends(stack: Stack) -> dict[str, dict[str, object]]:
     """The balancer's /status per backend URL."""
     status = httpx.get(f"{stack.url('load_balancer')}/status", timeout=5).json()["data"]
     return {b["url"]: b for b in status["backends"]}
-
-
-def monitor_states(stack: Stack) -> dict[str, str]:
-    """What the monitor's /health says of each service."""
-    body = httpx.get(f"{stack.url('monitoring')}/health", timeout=5).json()
-    return {s["name"]: s["status"] for s in body["data"]["services"]}
 
 
 @pytest.fixture

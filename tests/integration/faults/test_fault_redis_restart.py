@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.integration.conftest import login
-from tests.integration.faults.conftest import steady_load, stored_ids, until
+from tests.integration.faults.conftest import monitor_states, steady_load, stored_ids, until
 from tests.integration.faults.traffic import Outcome, Traffic
 from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack
@@ -47,33 +47,30 @@ def health(stack: Stack, service: str) -> str:
     return str(httpx.get(f"{stack.url(service)}/saude", timeout=5).json()["data"]["status"])
 
 
-def monitor_states(stack: Stack) -> dict[str, str]:
-    """What the monitor's /health says of each service."""
-    body = httpx.get(f"{stack.url('monitoring')}/health", timeout=5).json()
-    return {s["name"]: s["status"] for s in body["data"]["services"]}
-
-
 async def test_redis_restart_under_load_serves_every_item_and_the_cache_service_heals(
     healthy: Stack, fault_redis: PrivateRedis, say: Callable[[str], None]
 ) -> None:
     stack = healthy
     cache, stop_cache = Traffic(), asyncio.Event()
     cache_task = asyncio.create_task(cache_load(stack, cache, stop_cache))
-    async with steady_load(stack) as items:
-        await until(lambda: len(items.acknowledged) >= 10 and len(cache.outcomes) >= 10)
-        await asyncio.to_thread(fault_redis.stop)
-        down_at = time.monotonic()
-        await until(lambda: health(stack, "server") == "degraded")
-        seen_down = {s: health(stack, s) for s in ("api_gateway", "server", "server2", "cache")}
-        await until(lambda: monitor_states(stack)["cache"] == "down")
-        monitor_down = monitor_states(stack)
-        await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))
-        await asyncio.to_thread(fault_redis.start)
-        back = time.monotonic()
-        await until(lambda: cache.recovery(back) is not None and len(cache.since(back)) >= 20)
-        await until(lambda: len(items.since(back)) >= 30)
-    stop_cache.set()
-    await cache_task
+    try:
+        async with steady_load(stack) as items:
+            await until(lambda: len(items.acknowledged) >= 10 and len(cache.outcomes) >= 10)
+            await asyncio.to_thread(fault_redis.stop)
+            down_at = time.monotonic()
+            await until(lambda: health(stack, "server") == "degraded")
+            services = ("api_gateway", "server", "server2", "cache")
+            seen_down = {s: health(stack, s) for s in services}
+            await until(lambda: monitor_states(stack)["cache"] == "down")
+            monitor_down = monitor_states(stack)
+            await asyncio.sleep(max(0.0, down_at + OUTAGE - time.monotonic()))
+            await asyncio.to_thread(fault_redis.start)
+            back = time.monotonic()
+            await until(lambda: cache.recovery(back) is not None and len(cache.since(back)) >= 20)
+            await until(lambda: len(items.since(back)) >= 30)
+    finally:
+        stop_cache.set()
+        await cache_task
     cache_recovery = cache.recovery(back)
     say(items.summary(f"redis-restart items via gateway (down {back - down_at:.1f}s)"))
     say(cache.summary("redis-restart cache service", cache_recovery))
