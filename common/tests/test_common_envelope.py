@@ -50,6 +50,17 @@ def test_validation_error_is_422_without_echoing_input() -> None:
     assert "<script>" not in response.text
 
 
+def test_a_json_body_that_is_not_utf8_is_422_like_any_malformed_json() -> None:
+    headers = {"Content-Type": "application/json"}
+    not_utf8 = client.post("/echo", content=b'{"n": "\xff\xfe"}', headers=headers)
+    malformed = client.post("/echo", content=b'{"n": ', headers=headers)
+    assert not_utf8.status_code == malformed.status_code == 422
+    assert not_utf8.json()["status"] == "error"
+    assert not_utf8.json()["data"] == [
+        {"loc": ["body"], "msg": "JSON body is not valid UTF-8", "type": "json_invalid"}
+    ]
+
+
 def test_a_crash_is_500_in_the_envelope_without_a_trace() -> None:
     response = client.get("/boom")
     assert response.status_code == 500

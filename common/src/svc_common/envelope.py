@@ -79,6 +79,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers 400 for a JSON body that is not UTF-8 but 422 for any other bad JSON;
+        # both are the same mistake to a client, so both get the 422 the API documents.
+        problem = {"loc": ["body"], "msg": "JSON body is not valid UTF-8", "type": "json_invalid"}
+        return error_response(422, "Invalid request", data=[problem])
     message = exc.detail if isinstance(exc.detail, str) else None
     data = None if isinstance(exc.detail, str) else exc.detail
     if exc.status_code == 404 and message == "Not Found":
