@@ -4,14 +4,31 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
+MAX_PRECO = Decimal("9999999999.99")
 # A fixed-point price in the database, a plain JSON number on the wire (99.99, not "99.99").
+# The documented input is what the validators accept: a positive number of at most 12 digits,
+# 2 of them decimals (a numeric string is taken too, but not advertised).
 Preco = Annotated[
     Decimal,
-    Field(gt=0, max_digits=12, decimal_places=2, examples=[99.99]),
+    Field(gt=0, max_digits=12, decimal_places=2),
     PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": float(MAX_PRECO),
+            "multipleOf": 0.01,
+            "examples": [99.99],
+        },
+        mode="validation",
+    ),
 ]
+# ECMA-262 patterns for the schema, saying what _no_control_characters enforces (tab, line
+# feed and carriage return are fine), and for `nome` that something is left after stripping.
+_TEXT = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
+_NAME = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*[^\s\x00-\x1F\x7F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
 
 
 class ItemIn(BaseModel):
@@ -19,8 +36,15 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    nome: str = Field(min_length=1, max_length=100, examples=["Item Teste"])
-    descricao: str = Field(default="", max_length=500, examples=["Descrição"])
+    nome: str = Field(
+        min_length=1,
+        max_length=100,
+        examples=["Item Teste"],
+        json_schema_extra={"pattern": _NAME},
+    )
+    descricao: str = Field(
+        default="", max_length=500, examples=["Descrição"], json_schema_extra={"pattern": _TEXT}
+    )
     preco: Preco
 
     @field_validator("descricao", mode="before")
