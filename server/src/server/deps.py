@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 
 from server.cache import ItemCache
 from server.crud import ItemFilter
+from server.schemas import NO_CONTROL_CHARACTERS
 
 # Non-negative and fixed-point like the stored prices; NaN and infinities are refused.
 PrecoBound = Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)]
@@ -21,7 +22,14 @@ def get_item_cache(request: Request) -> ItemCache:
 
 def item_filter(
     q: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="Name contains (any case)")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            # PostgreSQL text cannot hold NUL: refused here like in names, not a 500 there.
+            pattern=NO_CONTROL_CHARACTERS,
+            description="Name contains (any case)",
+        ),
     ] = None,
     min_preco: PrecoBound = None,
     max_preco: PrecoBound = None,

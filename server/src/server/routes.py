@@ -71,7 +71,8 @@ async def list_itens(
     response: Response,
     where: ItemFilterDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # No table holds more rows than there are ids; a bigger offset overflows PostgreSQL's bigint.
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     sort: Annotated[crud.SortKey, Query(description="A field; leading - sorts descending")] = "id",
 ) -> ListEnvelope[ItemOut]:
     """A page of items; the total of matching items is in `meta` and `X-Total-Count`."""

@@ -27,7 +27,7 @@ Preco = Annotated[
 ]
 # ECMA-262 patterns for the schema, saying what _no_control_characters enforces (tab, line
 # feed and carriage return are fine), and for `nome` that something is left after stripping.
-_TEXT = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
 _NAME = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*[^\s\x00-\x1F\x7F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
 
 
@@ -43,7 +43,10 @@ class ItemIn(BaseModel):
         json_schema_extra={"pattern": _NAME},
     )
     descricao: str = Field(
-        default="", max_length=500, examples=["Descrição"], json_schema_extra={"pattern": _TEXT}
+        default="",
+        max_length=500,
+        examples=["Descrição"],
+        json_schema_extra={"pattern": NO_CONTROL_CHARACTERS},
     )
     preco: Preco
 
