@@ -24,6 +24,9 @@ Namespace = Annotated[str, Path(pattern=NAMESPACE_PATTERN, description="Letters,
 _FORBIDDEN: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorEnvelope, "description": "Forbidden"}
 }
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorEnvelope, "description": "Value over MAX_VALUE_BYTES once encoded"}
+}
 
 
 def get_store(request: Request) -> Store:
@@ -123,7 +126,12 @@ async def read(key: CacheKey, store: StoreDep, _: CurrentUser) -> Envelope[Cache
     return Envelope(data=CacheEntry(key=key, value=orjson.loads(entry.value), ttl=entry.ttl))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Store a key", responses=_FORBIDDEN)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Store a key",
+    responses=_FORBIDDEN | _TOO_LARGE,
+)
 async def write(
     body: CacheWrite, request: Request, store: StoreDep, _: CurrentUser
 ) -> Envelope[CacheEntry]:
@@ -138,7 +146,11 @@ async def write(
     ttl = body.ttl or settings.default_ttl
     if ttl > settings.max_ttl:
         raise HTTPException(422, f"ttl may be at most {settings.max_ttl} seconds")
-    encoded = orjson.dumps(body.value)
+    try:
+        encoded = orjson.dumps(body.value)
+    except orjson.JSONEncodeError:
+        # orjson stops at 64-bit integers (most JSON readers lose precision well before).
+        raise HTTPException(422, "value holds an integer beyond the 64-bit range") from None
     if len(encoded) > settings.max_value_bytes:
         raise HTTPException(413, f"Value over {settings.max_value_bytes} bytes")
     await store.set(body.key, encoded, ttl)
