@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +141,45 @@ def test_architecture_script_passes_including_failover(made_up: MadeUp) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "architecture OK" in result.stdout
+
+
+CLIENT_FLAGS = {
+    "api_gateway": "--base-url",
+    "load_balancer": "--balancer-url",
+    "server": "--server-url",
+    "server2": "--server2-url",
+    "cache": "--cache-url",
+    "monitoring": "--monitor-url",
+}
+
+
+def _run_client(made_up: MadeUp, **urls: str) -> subprocess.CompletedProcess[str]:
+    """test_endpoints.py pointed at `make up`, or at the URLs given per service."""
+    args = [
+        arg
+        for service, flag in CLIENT_FLAGS.items()
+        for arg in (flag, urls.get(service, made_up.url(service)))
+    ]
+    return subprocess.run(
+        [sys.executable, str(ROOT / "test_endpoints.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_endpoints_client_walks_the_whole_flow(made_up: MadeUp) -> None:
+    result = _run_client(made_up)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\u2717" not in result.stdout
+    assert result.stdout.rstrip().endswith("34 passed, 0 failed"), result.stdout
+
+
+def test_endpoints_client_fails_when_a_service_is_unreachable(made_up: MadeUp) -> None:
+    result = _run_client(made_up, cache=f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "\u2717 cache /saude" in result.stdout
 
 
 def test_a_killed_service_is_restarted_and_logged(made_up: MadeUp) -> None:
