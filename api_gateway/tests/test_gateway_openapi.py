@@ -85,6 +85,12 @@ def test_forwarded_operations_use_the_gateway_login_and_list_its_own_errors() ->
     assert {"401", "429", "503", "504"} <= set(operation["responses"])
 
 
+def test_the_gateways_own_routes_document_the_errors_its_edge_answers() -> None:
+    for path, method in [("/login", "post"), ("/register", "post"), ("/me", "get")]:
+        responses = own_schema()["paths"][path][method]["responses"]
+        assert {"401", "413", "422", "429", "503"} <= set(responses), path
+
+
 def test_merging_leaves_the_inputs_untouched() -> None:
     own, upstream = own_schema(), upstream_schema()
     before = repr(own), repr(upstream)

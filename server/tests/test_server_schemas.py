@@ -1,5 +1,7 @@
 """The documented item schema says what the validators accept, so clients can trust it."""
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -7,7 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 from schemathesis import Case, GenerationMode
+from server.config import ServerSettings
+from server.main import build_app
 from server.schemas import ItemIn
+
+from conftest import TEST_KEY
 
 
 def _post_itens_operation() -> schemathesis.schemas.APIOperation:
@@ -46,3 +52,15 @@ def test_the_schema_rejects_what_the_validators_reject(body: dict[str, object]) 
         ItemIn.model_validate(body)
     schema = Draft202012Validator(ItemIn.model_json_schema())
     assert not schema.is_valid(body)
+
+
+def test_every_item_operation_documents_its_errors_and_a_database_outage(tmp_path: Path) -> None:
+    settings = ServerSettings(
+        secret_key=TEST_KEY,
+        database_url=f"sqlite:///{tmp_path}/items.db",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    paths = build_app(settings).openapi()["paths"]
+    for path in ("/itens", "/itens/{item_id}"):
+        for method, operation in paths[path].items():
+            assert {"401", "422", "503"} <= set(operation["responses"]), f"{method} {path}"

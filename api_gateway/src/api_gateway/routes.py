@@ -22,7 +22,12 @@ from api_gateway.schemas import (
     UserOut,
 )
 
-router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
+# The edge middleware answers these on every route of the gateway before the route runs.
+_EDGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorEnvelope, "description": "Request body over MAX_BODY_BYTES"},
+    429: {"model": ErrorEnvelope, "description": "Rate limit exceeded (see Retry-After)"},
+}
+router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES | _EDGE)
 
 BAD_CREDENTIALS = "Invalid username or password"
 _TOO_MANY: dict[int | str, dict[str, Any]] = {

@@ -70,10 +70,11 @@ def error_response(
     return EnvelopeResponse(body, status_code=status_code, headers=headers)
 
 
-# Documented once so every route's schema shows the error shape.
+# Documented once so every route's schema shows the error shape; 503 is a database or Redis
+# the route needs being unreachable (with Retry-After).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope, "description": HTTPStatus(code).phrase}
-    for code in (401, 404, 422)
+    for code in (401, 404, 422, 503)
 }
 
 
