@@ -20,6 +20,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from hypothesis.strategies import SearchStrategy
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
@@ -64,11 +65,9 @@ class FuzzReport:
         return "\n".join(lines)
 
 
-def _fuzz_operation(
-    case_strategy: object,
-    *,
-    record: Callable[[Case], None],
-) -> None:
+def _fuzz_operation(cases: SearchStrategy[Case], *, record: Callable[[Case], None]) -> None:
+    """Hand FUZZ_MAX_EXAMPLES generated cases to `record`; no shrinking, failures are kept."""
+
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
@@ -77,7 +76,7 @@ def _fuzz_operation(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=case_strategy)
+    @given(case=cases)
     def run(case: Case) -> None:
         record(case)
 
