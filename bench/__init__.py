@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (the request path against nginx) and `make bench-cache`."""

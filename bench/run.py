@@ -1,0 +1,268 @@
+"""`make bench`: the request path against nginx and a bare app, side by side, with wrk.
+
+Starts the six services on free loopback ports over a throwaway PostgreSQL database and a
+private redis-server, seeds ITEMS items, starts nginx (round-robin over both servers) and a
+bare FastAPI app, then runs each workload on each case RUNS times, interleaved, after one
+warm-up per case. Medians, ratios, CPU and RSS go to bench/results/latest.{json,md,png}.
+
+    make bench ARGS="--duration 5 --connections 32"     # or BENCH_DURATION=5 make bench
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from bench import chart, procs, report, wrk
+from tests.integration.conftest import OUTPUT, PG_ADMIN_URL
+from tests.integration.gateways import PrivateRedis
+from tests.integration.stack import Stack, free_port
+
+RESULTS = Path(__file__).parent / "results"
+# RSS bar of the issue: the six services; the helpers are references, not ours.
+OURS = ("api_gateway", "load_balancer", "server", "server2", "cache", "monitoring")
+
+
+def _args() -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=float(env("BENCH_DURATION", "8")))
+    parser.add_argument("--warmup", type=float, default=float(env("BENCH_WARMUP", "3")))
+    parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "32")))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", "3")))
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--cases", default="abcde", help="subset of abcde")
+    parser.add_argument("--workloads", default=",".join(wrk.WORKLOADS))
+    parser.add_argument("--rate-limit", default="1000000/minute", help="RATE_LIMIT in case d")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser.parse_args()
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "nginx": nginx.split("/")[-1],
+        "load_before": os.getloadavg()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    info["summary"] = f"{info['cores']} x {cpu}, {info['memory_gb']} GB, Linux {info['kernel']}"
+    return info
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _seed(stack: Stack, auth: dict[str, str], count: int) -> list[dict[str, Any]]:
+    servers = itertools.cycle([stack.url("server"), stack.url("server2")])
+    items: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
+        for start in range(0, count, 50):
+            batch = [
+                client.post(f"{next(servers)}/itens", json={"nome": f"Produto {n}", "preco": 1 + n})
+                for n in range(start, min(start + 50, count))
+            ]
+            items += [r.raise_for_status().json()["data"] for r in await asyncio.gather(*batch)]
+    return items
+
+
+class Bench:
+    """The running stack plus nginx and the bare app, and what each run measured."""
+
+    def __init__(self, args: argparse.Namespace, stack: Stack, helpers: dict[str, Any]) -> None:
+        self.args = args
+        self.stack = stack
+        self.helpers = helpers
+        self.urls = {
+            "a": stack.url("server"),
+            "b": f"http://127.0.0.1:{helpers['nginx'].port}",
+            "c": stack.url("load_balancer"),
+            "d": stack.url("api_gateway"),
+            "e": f"http://127.0.0.1:{helpers['bare_app'].port}",
+        }
+        self.pids = {name: [proc.pid] for name, proc in stack.procs.items()}
+        self.pids["nginx"] = procs.tree(helpers["nginx"].pid)
+        self.pids["bare_app"] = [helpers["bare_app"].pid]
+        self.pids["redis"] = [helpers["redis"].proc.pid]
+        self.cpu: dict[str, dict[str, float]] = {name: {} for name in self.pids}
+        self.wall: dict[str, float] = {}
+
+    def measure(self, case: str, script: Path, duration: float, record: bool) -> report.Run:
+        """One wrk run; CPU per service is added to the case's total when recorded."""
+        before = {name: procs.cpu_seconds(pids) for name, pids in self.pids.items()}
+        started = time.monotonic()
+        result = wrk.run(
+            self.urls[case],
+            script,
+            duration=duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+        )
+        if record:
+            self.wall[case] = self.wall.get(case, 0.0) + time.monotonic() - started
+            for name, pids in self.pids.items():
+                spent = procs.cpu_seconds(pids) - before[name]
+                self.cpu[name][case] = self.cpu[name].get(case, 0.0) + spent
+        return result
+
+    def workload(self, name: str, token: str, ids: list[int]) -> dict[str, Any]:
+        """Warm every case up once, then RUNS interleaved rounds over the cases."""
+        script = OUTPUT / "bench" / f"{name}.lua"
+        script.write_text(wrk.script(name, ids, token))
+        cases = list(self.args.cases)
+        for case in cases:
+            self.measure(case, script, self.args.warmup, record=False)
+        runs: dict[str, list[report.Run]] = {case: [] for case in cases}
+        for round_ in range(self.args.runs):
+            for case in cases:
+                result = self.measure(case, script, self.args.duration, record=True)
+                runs[case].append(result)
+                print(
+                    f"  {name} round {round_ + 1} case {case}: {result['rps']:.0f} req/s, "
+                    f"p99 {result['p99_ms']:.1f} ms, errors {int(result['errors'])}",
+                    flush=True,
+                )
+        summaries = {case: report.summarize(r) for case, r in runs.items()}
+        return {"cases": summaries, "ratios": report.ratios(summaries), "runs": runs}
+
+    def memory(self) -> dict[str, tuple[float, float]]:
+        """(RSS, peak RSS) per service now."""
+        return {name: procs.memory_mb(pids) for name, pids in self.pids.items()}
+
+
+def _services(bench: Bench, rest: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    after = bench.memory()
+    out: dict[str, Any] = {}
+    for name in bench.pids:
+        cpu = {
+            case: round(seconds / bench.wall[case], 2)
+            for case, seconds in bench.cpu[name].items()
+            if bench.wall.get(case)
+        }
+        out[name] = {
+            "rss_rest_mb": round(rest[name][0], 1),
+            "rss_after_mb": round(after[name][0], 1),
+            "rss_peak_mb": round(after[name][1], 1),
+            "cpu": cpu,
+            "limited": name in OURS,
+        }
+    return out
+
+
+def _write(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    md = [
+        f"Measured {results['machine']['date']} on {results['machine']['summary']}; "
+        f"wrk {results['settings']['connections']} connections, "
+        f"{results['settings']['threads']} threads, {results['settings']['duration']} s x "
+        f"{results['settings']['runs']} interleaved runs (medians); case d RATE_LIMIT "
+        f"{results['settings']['rate_limit']}.",
+        "",
+        report.table(results),
+        "",
+        report.services_table(results["services"]),
+        "",
+    ]
+    (out / "latest.md").write_text("\n".join(md))
+    chart.draw(results, out / "latest.png")
+
+
+def main() -> int:
+    """Run everything; exit 1 when a judged ratio misses its target or any request failed."""
+    args = _args()
+    workdir = OUTPUT / "bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("*.log"):
+        old.unlink()
+    info = machine()
+    redis_server = PrivateRedis(workdir)
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    stack = Stack(
+        "bench",
+        workdir,
+        f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}",
+        redis_server.url,
+        extra_env={"RATE_LIMIT": args.rate_limit, "POLL_INTERVAL": "5", "HEALTH_INTERVAL": "2"},
+    )
+    helpers: dict[str, Any] = {"redis": redis_server}
+    try:
+        redis_server.start()
+        stack.start_all()
+        login = httpx.post(
+            f"{stack.url('api_gateway')}/login", json={"username": "admin", "password": "admin123"}
+        )
+        token = login.raise_for_status().json()["data"]["access_token"]
+        items = asyncio.run(_seed(stack, {"Authorization": f"Bearer {token}"}, args.items))
+        items_file = workdir / "items.json"
+        items_file.write_bytes(orjson.dumps(items))
+        ports = (stack.ports["server"], stack.ports["server2"])
+        helpers["nginx"] = procs.start_nginx(workdir, free_port(), ports)
+        helpers["bare_app"] = procs.start_bare(workdir, free_port(), items_file)
+        bench = Bench(args, stack, helpers)
+        rest = bench.memory()
+        ids = [item["id"] for item in items]
+        workloads = {}
+        for name in args.workloads.split(","):
+            print(f"workload {name}", flush=True)
+            workloads[name] = bench.workload(name, token, ids)
+        services = _services(bench, rest)
+    finally:
+        for helper in ("bare_app", "nginx"):
+            if helper in helpers:
+                helpers[helper].stop()
+        stack.stop_all()
+        redis_server.stop()
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    info["load_after"] = os.getloadavg()[0]
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    results = {"machine": info, "settings": settings, "workloads": workloads, "services": services}
+    _write(results, args.out)
+    print()
+    print(report.table(results))
+    print()
+    print(report.services_table(services))
+    print()
+    for line in report.headline(results):
+        print(line)
+    problems = report.verdict(results)
+    print("verdict: " + ("PASS" if not problems else "FAIL: " + "; ".join(problems)))
+    print(f"written: {args.out}/latest.json, latest.md, latest.png")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
