@@ -13,26 +13,26 @@ from api_gateway.ratelimit import RateLimiter
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-def get_current_user(
+async def get_current_user(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     """The verified caller; 401 otherwise."""
     return principal_from(request, token)
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     """The settings the app was built with."""
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def get_limiter(request: Request) -> RateLimiter:
+async def get_limiter(request: Request) -> RateLimiter:
     """The rate limiter (opened in the lifespan)."""
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def get_verifier(request: Request) -> TokenVerifier:
+async def get_verifier(request: Request) -> TokenVerifier:
     """The token verifier and its revocation list."""
     verifier: TokenVerifier = request.app.state.token_verifier
     return verifier

@@ -29,7 +29,7 @@ _TOO_LARGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The store opened in the lifespan."""
     store: Store = request.app.state.store
     return store

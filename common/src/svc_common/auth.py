@@ -146,7 +146,7 @@ def principal_from(request: Request, token: str | None) -> Principal:
         raise unauthorized() from None
 
 
-def current_user(
+async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:

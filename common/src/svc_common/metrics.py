@@ -17,10 +17,22 @@ LATENCY = Histogram(
 )
 
 
+# Labelled children by (method, route, status): the label sets are bounded (route templates),
+# and .labels() costs a lock and a tuple hash per call, so each is looked up once.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     """Count one finished request."""
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    key = (method, route, status)
+    pair = _children.get(key)
+    if pair is None:
+        pair = _children[key] = (
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(method, route),
+        )
+    pair[0].inc()
+    pair[1].observe(seconds)
 
 
 metrics_router = APIRouter(tags=["observability"])

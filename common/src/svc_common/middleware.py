@@ -3,7 +3,7 @@
 import logging
 import re
 import time
-import uuid
+import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +24,8 @@ def incoming_request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _SAFE_REQUEST_ID.fullmatch(value):
             return str(value.decode())
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID.
+    return secrets.token_hex(16)
 
 
 def route_template(scope: Scope) -> str:

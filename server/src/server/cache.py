@@ -8,6 +8,7 @@ that took longer than the lock lifetime is dropped, so it can never outlive a fe
 """
 
 import asyncio
+import itertools
 import logging
 import random
 import secrets
@@ -26,6 +27,8 @@ LOOKUPS = Counter(
     "Item reads by how they were answered: hit, miss (loaded, then cached) or bypass (no Redis).",
     ["result"],
 )
+# Children looked up once: .labels() on every read costs a lock and a dict lookup each time.
+_HIT, _MISS, _BYPASS = (LOOKUPS.labels(result) for result in ("hit", "miss", "bypass"))
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 # A hit returns the value. A miss returns 1 when this caller takes the fill lock (and is
@@ -100,6 +103,8 @@ class ItemCache:
         self._down = False
         # Invalidations Redis missed while unreachable: replayed before the cache is used again.
         self._pending: dict[int, int] = {}
+        self._token_prefix = secrets.token_hex(8) + ":"
+        self._reads = itertools.count()
         if redis is not None:
             self._lookup = redis.register_script(_LOOKUP)
             self._fill = redis.register_script(_FILL)
@@ -114,7 +119,8 @@ class ItemCache:
         if not await self._usable():
             return await self._bypass(load)
         data, _, lock = self._keys(item_id)
-        token = secrets.token_hex(8)
+        # Unique per read across instances: a random prefix per process and a counter.
+        token = f"{self._token_prefix}{next(self._reads)}"
         args: list[str | int] = [
             token,
             self.lock_ms,
@@ -131,7 +137,7 @@ class ItemCache:
                 return await self._bypass(load)
             self._mark_up()
             if isinstance(found, bytes):
-                LOOKUPS.labels("hit").inc()
+                _HIT.inc()
                 return found
             if found == 1:
                 return await self._load_and_fill(item_id, load, token, counted=True)
@@ -143,14 +149,14 @@ class ItemCache:
             delay = min(delay * 2, 0.05)
 
     async def _bypass(self, load: Loader) -> bytes | None:
-        LOOKUPS.labels("bypass").inc()
+        _BYPASS.inc()
         found = await load()
         return found[1] if found else None
 
     async def _load_and_fill(
         self, item_id: int, load: Loader, token: str, *, counted: bool
     ) -> bytes | None:
-        LOOKUPS.labels("miss").inc()
+        _MISS.inc()
         data, fence, lock = self._keys(item_id)
         started = time.monotonic()
         found = None

@@ -14,13 +14,13 @@ from server.schemas import NO_CONTROL_CHARACTERS
 PrecoBound = Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)]
 
 
-def get_item_cache(request: Request) -> ItemCache:
+async def get_item_cache(request: Request) -> ItemCache:
     """The item cache opened in the lifespan (a pass-through when REDIS_URL is unset)."""
     cache: ItemCache = request.app.state.item_cache
     return cache
 
 
-def item_filter(
+async def item_filter(
     q: Annotated[
         str | None,
         Query(

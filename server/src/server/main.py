@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -22,6 +23,7 @@ from svc_common.health import HealthCheck
 
 from server.cache import ItemCache
 from server.config import ServerSettings
+from server.fast_read import FastItemRead
 from server.routes import router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -70,6 +72,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         description="CRUD of items on `/itens`. Every call needs a bearer token from the gateway.",
         lifespan=lifespan,
         routers=[router],
+        middleware=[Middleware(FastItemRead)],
         served_by=True,
     )
     install_database_error_handler(app)
