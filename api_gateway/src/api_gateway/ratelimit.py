@@ -1,7 +1,8 @@
 """Rate limits with the `limits` library: clock-aligned windows shared through Redis.
 
-Each request costs one atomic INCR (a Lua script in Redis): the window is aligned to the
-clock, as Kong's are, so the reset time is known without asking Redis. When Redis is unset,
+Each request costs one INCRBY in Redis, sent in a pipeline shared with the requests that
+arrive at the same time (counters.py): the window is aligned to the clock, as Kong's are, so
+the reset time is known without asking Redis. When Redis is unset,
 or stops answering, counting goes on in process and Redis is tried again a second later.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, cast
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -24,12 +25,14 @@ from svc_common.auth import TokenError, TokenVerifier, bearer_token
 from svc_common.envelope import error_response
 
 from api_gateway.config import Network
+from api_gateway.counters import BatchedCounters
 from api_gateway.forwarded import client_ip
 
 log = logging.getLogger(__name__)
 
 REDIS_RETRY_SECONDS = 1.0
 REDIS_TIMEOUT_SECONDS = 0.25
+KEY_PREFIX = "ratelimit"
 # Polled by monitors and probes, which must never be throttled out of seeing an outage.
 EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
 
@@ -65,7 +68,7 @@ def _redis_storage(pool: ConnectionPool, url: str) -> RedisStorage:
         "async+" + url,
         implementation="redispy",
         wrap_exceptions=True,
-        key_prefix="ratelimit",
+        key_prefix=KEY_PREFIX,
         **options,
     )
 
@@ -78,6 +81,7 @@ class RateLimiter:
         self.memory = MemoryStorage()
         self.redis: RedisStorage | None = None
         self._pool: ConnectionPool | None = None
+        self._counters: BatchedCounters | None = None
         if redis_url:
             # Short timeouts and no retries: a slow Redis must not slow requests down.
             self._pool = ConnectionPool.from_url(
@@ -87,10 +91,13 @@ class RateLimiter:
                 retry=Retry(NoBackoff(), 0),
             )
             self.redis = _redis_storage(self._pool, redis_url)
+            self._counters = BatchedCounters(Redis(connection_pool=self._pool))
         self._redis_retry_at = 0.0
 
     async def close(self) -> None:
         """Close the Redis connections (lifespan end)."""
+        if self._counters is not None:
+            await self._counters.close()
         if self._pool is not None:
             await self._pool.aclose()
 
@@ -145,7 +152,10 @@ class RateLimiter:
     async def _incr(self, key: str, window: int) -> int:
         if self._redis_usable():
             try:
-                return await cast(Storage, self.redis).incr(key, window)
+                # The key the `limits` storage uses, so reset() and incr() name the same one.
+                return await cast(BatchedCounters, self._counters).incr(
+                    f"{KEY_PREFIX}:{key}", window
+                )
             except (StorageError, RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(exc)
         return await self.memory.incr(key, window)

@@ -1,5 +1,6 @@
 """Structured logging: every line carries the service name and the request id."""
 
+import asyncio
 import logging
 import sys
 from contextvars import ContextVar
@@ -67,9 +68,56 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines logged during one event-loop iteration leave in one write, after it.
+
+    An access line per request would otherwise cost a write system call per request on the
+    hot path. Outside an event loop (start-up, worker threads) a line is written at once.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format now (the record's context is current now); write after this iteration."""
+        try:
+            line = self.format(record) + self.terminator
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._lines.append(line)
+                self._write_out()
+                return
+            self._lines.append(line)
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._write_locked)
+        except Exception:
+            self.handleError(record)
+
+    def _write_locked(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._scheduled = False
+            self._write_out()
+
+    def _write_out(self) -> None:
+        if self._lines:
+            text, self._lines = "".join(self._lines), []
+            self.stream.write(text)
+            self.stream.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered (logging.shutdown calls this at exit)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._write_out()
+            super().flush()
+
+
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -> None:
     """Send every logger (uvicorn's included) through one handler with the request id."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LoopBatchedHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter(service))
     root = logging.getLogger()

@@ -2,8 +2,8 @@
 
 import logging
 import re
-import time
 import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
