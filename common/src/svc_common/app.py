@@ -18,6 +18,7 @@ from svc_common.metrics import metrics_router
 from svc_common.middleware import RequestContextMiddleware
 from svc_common.revocation import RevocationList
 from svc_common.settings import AuthSettings, ServiceSettings
+from svc_common.transport import CoalescingHttpToolsProtocol
 
 KEEP_ALIVE_SECONDS = 75
 
@@ -107,7 +108,7 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
         host=settings.host,
         port=settings.porta,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one write per response
         log_config=None,
         access_log=False,
         server_header=False,
