@@ -1,5 +1,7 @@
 """The app factory: every service gets the envelope, /saude, /metrics, /docs and request ids."""
 
+import ctypes
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +23,7 @@ from svc_common.settings import AuthSettings, ServiceSettings
 from svc_common.transport import CoalescingHttpToolsProtocol
 
 KEEP_ALIVE_SECONDS = 75
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 def create_app(
@@ -42,12 +45,14 @@ def create_app(
     (shared through REDIS_URL when set); pass `token_verifier` to use one built already.
     """
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    fixed_mmap_threshold()
     if token_verifier is None and isinstance(settings, AuthSettings):
         token_verifier = TokenVerifier(
             settings.jwt_key, revocations=RevocationList(settings.redis_url)
         )
     if token_verifier is not None:
         lifespan = _following_revocations(token_verifier.revocations, lifespan)
+    lifespan = _trimming_after_startup(lifespan)
     app = FastAPI(
         title=title,
         description=description,
@@ -91,6 +96,49 @@ def _following_revocations(
                     yield state
         finally:
             await revocations.close()
+
+    return lifespan
+
+
+def _glibc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: its tuning does not apply
+        return None
+
+
+def fixed_mmap_threshold() -> None:
+    """Blocks over 256 KiB come from, and go straight back to, the OS.
+
+    glibc raises its mmap threshold after a big block is freed, so the next one lands in
+    the heap and stays there: each worker thread that hashed a password (argon2 takes
+    19 MiB) would keep 19 MiB for the rest of the process. A fixed threshold stops that.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+
+
+def release_free_memory() -> None:
+    """Hand the heap that start-up used and freed back to the OS (glibc keeps it otherwise)."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _trimming_after_startup(inner: Lifespan[Any] | None) -> Lifespan[Any]:
+    # Migrations, schema building and the default users' password hashes leave megabytes of
+    # freed heap behind; at rest a service should hold only what it uses.
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        if inner is None:
+            release_free_memory()
+            yield None
+        else:
+            async with inner(app) as state:
+                release_free_memory()
+                yield state
 
     return lifespan
 
