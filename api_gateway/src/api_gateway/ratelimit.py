@@ -1,9 +1,9 @@
 """Rate limits with the `limits` library: clock-aligned windows shared through Redis.
 
 Each request costs one INCRBY in Redis, sent in a pipeline shared with the requests that
-arrive at the same time (counters.py): the window is aligned to the clock, as Kong's are, so
-the reset time is known without asking Redis. When Redis is unset,
-or stops answering, counting goes on in process and Redis is tried again a second later.
+arrive at the same time (svc_common.autopipeline). The window is aligned to the clock, as
+Kong's are, so the reset time is known without asking Redis. When Redis is unset, or stops
+answering, counting goes on in process and Redis is tried again a second later.
 """
 
 import logging
@@ -22,10 +22,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from svc_common.auth import TokenError, TokenVerifier, bearer_token
+from svc_common.autopipeline import AutoPipeline
 from svc_common.envelope import error_response
 
 from api_gateway.config import Network
-from api_gateway.counters import BatchedCounters
 from api_gateway.forwarded import client_ip
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class RateLimiter:
         self.memory = MemoryStorage()
         self.redis: RedisStorage | None = None
         self._pool: ConnectionPool | None = None
-        self._counters: BatchedCounters | None = None
+        self._pipeline: AutoPipeline | None = None
         if redis_url:
             # Short timeouts and no retries: a slow Redis must not slow requests down.
             self._pool = ConnectionPool.from_url(
@@ -91,13 +91,13 @@ class RateLimiter:
                 retry=Retry(NoBackoff(), 0),
             )
             self.redis = _redis_storage(self._pool, redis_url)
-            self._counters = BatchedCounters(Redis(connection_pool=self._pool))
+            self._pipeline = AutoPipeline(Redis(connection_pool=self._pool))
         self._redis_retry_at = 0.0
 
     async def close(self) -> None:
         """Close the Redis connections (lifespan end)."""
-        if self._counters is not None:
-            await self._counters.close()
+        if self._pipeline is not None:
+            await self._pipeline.close()
         if self._pool is not None:
             await self._pool.aclose()
 
@@ -152,10 +152,14 @@ class RateLimiter:
     async def _incr(self, key: str, window: int) -> int:
         if self._redis_usable():
             try:
-                # The key the `limits` storage uses, so reset() and incr() name the same one.
-                return await cast(BatchedCounters, self._counters).incr(
-                    f"{KEY_PREFIX}:{key}", window
-                )
+                # The key the `limits` storage uses, so reset() and incr() name the same one;
+                # EXPIRE NX gives the window its lifetime on its first hit only.
+                full = f"{KEY_PREFIX}:{key}"
+                pipeline = cast(AutoPipeline, self._pipeline)
+                count, _ = await pipeline.run(("INCRBY", full, 1), ("EXPIRE", full, window, "NX"))
+                if isinstance(count, Exception):
+                    raise count
+                return int(count)
             except (StorageError, RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(exc)
         return await self.memory.incr(key, window)

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
+from svc_common.autopipeline import AutoPipeline
 from svc_common.shared_cache import ITEM_NAMESPACE, STATS_KEY, data_key, hits_field, misses_field
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class ItemCache:
         self._token_prefix = secrets.token_hex(8) + ":"
         self._reads = itertools.count()
         if redis is not None:
+            # Lookups of the same moment share a round trip: the hot path of every read.
+            self._pipeline = AutoPipeline(redis)
             self._lookup = redis.register_script(_LOOKUP)
             self._fill = redis.register_script(_FILL)
             self._invalidate = redis.register_script(_INVALIDATE)
@@ -131,7 +134,7 @@ class ItemCache:
         delay = 0.005
         while True:
             try:
-                found = await self._lookup(keys=[data, lock, STATS_KEY], args=args)
+                found = await self._lookup_once([data, lock, STATS_KEY], args)
             except REDIS_ERRORS as exc:
                 self._trip(exc)
                 return await self._bypass(load)
@@ -147,6 +150,15 @@ class ItemCache:
             # Someone else is loading this item (a stampede on a hot key): wait for their fill.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    async def _lookup_once(self, keys: list[str], args: list[str | int]) -> object:
+        (found,) = await self._pipeline.run(("EVALSHA", self._lookup.sha, len(keys), *keys, *args))
+        if isinstance(found, NoScriptError):
+            # Redis lost its scripts (a restart): this call loads it again.
+            return await self._lookup(keys=keys, args=args)
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     async def _bypass(self, load: Loader) -> bytes | None:
         _BYPASS.inc()

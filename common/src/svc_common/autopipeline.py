@@ -1,0 +1,72 @@
+"""Redis commands issued at the same time share one pipelined round trip.
+
+Each request still sends its own commands and gets its own answers; what is shared is the
+trip. Commands that arrive while a pipeline is in flight wait for it and go together in the
+next one, so under load one write and one read serve many requests, and redis-py's
+per-command work (taking a connection, the retry wrapper, the timeout) is paid per batch.
+"""
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import Redis
+
+Command = tuple[Any, ...]
+# (the commands of one caller, the caller's future for their answers)
+_Entry = tuple[tuple[Command, ...], "asyncio.Future[list[Any]]"]
+
+
+class AutoPipeline:
+    """One in-flight pipeline at a time; callers of the same moment ride together."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pending: list[_Entry] = []
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def run(self, *commands: Command) -> list[Any]:
+        """The answers to these commands, in order; an error answer comes back as the
+        exception object in its place. Raises what Redis raised when the trip failed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._pending.append((commands, future))
+        if self._in_flight is None:
+            self._in_flight = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            # Yield once first, so commands of the same loop iteration share the first trip.
+            await asyncio.sleep(0)
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._send(batch)
+        finally:
+            self._in_flight = None
+
+    async def _send(self, batch: list[_Entry]) -> None:
+        pipe: Any = self._redis.pipeline(transaction=False)
+        for commands, _ in batch:
+            for command in commands:
+                pipe.execute_command(*command)
+        try:
+            answers = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # every caller learns it and takes its own fallback
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        start = 0
+        for commands, future in batch:
+            if not future.done():
+                future.set_result(answers[start : start + len(commands)])
+            start += len(commands)
+
+    async def close(self) -> None:
+        """Wait for the trip in flight (lifespan end)."""
+        if self._in_flight is not None:
+            await asyncio.gather(self._in_flight, return_exceptions=True)
