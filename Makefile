@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help up sync system-deps lint typecheck unit integration deploy-check test compose-test bench-cache clean
+.PHONY: help up sync system-deps lint typecheck unit integration deploy-check test compose-test bench bench-cache clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ test: lint typecheck system-deps ## Everything: lint, types, unit, deployment ch
 compose-test: sync ## Build the images, run docker-compose.yml end to end in a real Docker engine
 	@[ "$${COMPOSE_TEST_ENGINE:-}" = system ] || scripts/system_deps.sh scripts/compose-test-packages.txt
 	$(VENV_BIN)/pytest -q -p no:cacheprovider --timeout=1800 tests/compose
+
+# BENCH_DURATION, BENCH_CONNECTIONS, BENCH_RUNS (or ARGS="--duration 5 ...") shorten it.
+bench: sync system-deps ## wrk: our path against nginx and a bare app, side by side (PostgreSQL+Redis); ~8 min
+	PYTHONPATH=$(CURDIR) $(VENV_BIN)/python -m bench.run $(ARGS)
 
 bench-cache: sync system-deps ## Item-cache hit ratio of a Zipf read load through the gateway (PostgreSQL+Redis)
 	PYTHONPATH=$(CURDIR) $(VENV_BIN)/python bench/cache_hit_ratio.py $(ARGS)

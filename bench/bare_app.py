@@ -1,6 +1,6 @@
 """Case (e): a bare FastAPI app answering the same item JSON from memory, the cost of a server.
 
-    BENCH_ITEMS=items.json python -m bench.bare_app PORT
+BENCH_ITEMS=items.json python -m bench.bare_app PORT
 """
 
 import os

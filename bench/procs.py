@@ -158,8 +158,6 @@ def start_bare(workdir: Path, port: int, items_file: Path) -> Helper:
     """Case (e)'s app under uvicorn."""
     helper = Helper("bare_app", port)
     env = dict(os.environ, BENCH_ITEMS=str(items_file))
-    helper.start(
-        [sys.executable, "-m", "bench.bare_app", str(port)], workdir / "bare_app.log", env
-    )
+    helper.start([sys.executable, "-m", "bench.bare_app", str(port)], workdir / "bare_app.log", env)
     helper.wait_answering("/itens/1")
     return helper

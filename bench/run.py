@@ -11,7 +11,6 @@ warm-up per case. Medians, ratios, CPU and RSS go to bench/results/latest.{json,
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import platform
 import subprocess
@@ -62,14 +61,14 @@ def machine() -> dict[str, Any]:
         platform.processor(),
     )
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False).stderr
     info = {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gb": round(mem_kb / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "nginx": nginx.split("/")[-1],
+        "nginx": nginx.strip().split("/")[-1],
         "load_before": os.getloadavg()[0],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
