@@ -13,13 +13,24 @@ from svc_common.shared_cache import STATS_KEY, hits_field, misses_field
 
 
 class CountingRedis(Redis):
-    """Counts the commands sent (a Lua script call is one)."""
+    """Counts round trips: a command (a Lua script call is one), or a pipeline however full."""
 
     commands = 0
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         type(self).commands += 1
         return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        sent = pipe.execute
+
+        async def execute(raise_on_error: bool = True) -> Any:
+            type(self).commands += 1
+            return await sent(raise_on_error=raise_on_error)
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
 
 
 @pytest.fixture
@@ -138,7 +149,7 @@ async def test_reads_and_writes_go_on_without_redis_and_missed_invalidations_are
     monkeypatch.setattr(writer, "_invalidate", unreachable)
     table.version = 2
     await writer.invalidate(1, 2)  # acknowledged although Redis could not be told
-    monkeypatch.setattr(writer, "_lookup", unreachable)
+    monkeypatch.setattr(writer, "_lookup_once", unreachable)
     assert await writer.read(1, table.load) == table.value(), "served from the database"
     monkeypatch.undo()
     writer._down_until = 0  # Redis is back
