@@ -188,8 +188,9 @@ def _write(results: dict[str, Any], out: Path) -> None:
         f"wrk {results['settings']['connections']} connections, "
         f"{results['settings']['threads']} threads, {results['settings']['duration']} s x "
         f"{results['settings']['runs']} interleaved runs (medians); case d RATE_LIMIT "
-        f"{results['settings']['rate_limit']}. Load average {results['machine']['load_before']:.1f} "
-        f"before, {results['machine']['load_after']:.1f} after (the machine is shared).",
+        f"{results['settings']['rate_limit']}. Load average "
+        f"{results['machine']['load_before']:.1f} before, "
+        f"{results['machine']['load_after']:.1f} after (the machine is shared).",
         "",
         report.table(results),
         "",

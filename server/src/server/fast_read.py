@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from svc_common.auth import TokenError, TokenVerifier
+from svc_common.database import is_unavailable
 from svc_common.envelope import EnvelopeResponse, error_response
 
 from server import crud
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 PREFIX = "/itens/"
 ROUTE = "/itens/{item_id}"
 MAX_ID = 2**31 - 1
-# The errors install_database_error_handler turns into a 503 on the FastAPI routes.
+# The errors install_database_error_handler turns into a 503 on the FastAPI routes (any other
+# driver error too, when is_unavailable says so; the rest are 500s, as there).
 DATABASE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError)
 
 
@@ -98,7 +100,9 @@ class FastItemRead:
         sessions = state.sessions
         try:
             cached = await cache.read(item_id, lambda: load_item(sessions, item_id))
-        except DATABASE_ERRORS as error:
+        except (*DATABASE_ERRORS, exc.DBAPIError) as error:
+            if not isinstance(error, DATABASE_ERRORS) and not is_unavailable(error):
+                raise  # ServerErrorMiddleware answers the 500 in the envelope
             log.warning("database unavailable on GET %s: %s", scope["path"], error)
             response: Response = error_response(
                 503, "Database unavailable, try again shortly", headers={"Retry-After": "1"}

@@ -1,0 +1,78 @@
+"""One write per response: the coalescing transport, and log lines batched per loop iteration."""
+
+import asyncio
+import io
+import logging
+from typing import Any
+
+from svc_common.logging import LoopBatchedHandler
+from svc_common.transport import CoalescingTransport
+
+
+class RecordingTransport:
+    """Stands in for uvloop's transport: records each write and close."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> Any:
+        return f"extra:{name}"
+
+
+async def test_writes_of_one_iteration_leave_as_one() -> None:
+    raw = RecordingTransport()
+    transport = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    transport.write(b"{}")
+    assert raw.writes == [], "nothing is sent before the iteration ends"
+    assert transport.get_write_buffer_size() == 40
+    await asyncio.sleep(0)
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+
+
+async def test_close_sends_what_is_queued_first_and_the_rest_passes_through() -> None:
+    raw = RecordingTransport()
+    transport = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.write(b"last bytes")
+    transport.close()
+    assert raw.writes == [b"last bytes"]
+    assert raw.closed
+    await asyncio.sleep(0)
+    assert raw.writes == [b"last bytes"], "not sent twice"
+    assert transport.get_extra_info("peername") == "extra:peername"
+
+
+async def test_log_lines_of_one_iteration_share_a_write() -> None:
+    stream = io.StringIO()
+    writes: list[str] = []
+    stream.write = lambda text: writes.append(text) or len(text)  # type: ignore[method-assign]
+    logger = logging.getLogger("test_common_transport.batched")
+    logger.propagate = False
+    logger.handlers[:] = [LoopBatchedHandler(stream)]
+    logger.warning("one")
+    logger.warning("two")
+    assert writes == []
+    await asyncio.sleep(0)
+    assert writes == ["one\ntwo\n"]
+
+
+def test_log_lines_outside_an_event_loop_are_written_at_once() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("test_common_transport.direct")
+    logger.propagate = False
+    logger.handlers[:] = [LoopBatchedHandler(stream)]
+    logger.warning("at start-up")
+    assert stream.getvalue() == "at start-up\n"
