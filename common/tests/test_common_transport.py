@@ -55,18 +55,31 @@ async def test_close_sends_what_is_queued_first_and_the_rest_passes_through() ->
     assert transport.get_extra_info("peername") == "extra:peername"
 
 
-async def test_log_lines_of_one_iteration_share_a_write() -> None:
+async def test_access_lines_of_one_iteration_share_a_write() -> None:
     stream = io.StringIO()
     writes: list[str] = []
     stream.write = lambda text: writes.append(text) or len(text)  # type: ignore[method-assign]
-    logger = logging.getLogger("test_common_transport.batched")
+    name = "test_common_transport.access"
+    logger = logging.getLogger(name)
     logger.propagate = False
-    logger.handlers[:] = [LoopBatchedHandler(stream)]
+    logger.handlers[:] = [LoopBatchedHandler(stream, batched=frozenset({name}))]
     logger.warning("one")
     logger.warning("two")
     assert writes == []
     await asyncio.sleep(0)
     assert writes == ["one\ntwo\n"]
+
+
+async def test_any_other_line_is_written_at_once_after_the_access_lines_before_it() -> None:
+    stream = io.StringIO()
+    handler = LoopBatchedHandler(stream, batched=frozenset({"test_common_transport.hot"}))
+    for name in ("test_common_transport.hot", "test_common_transport.lifecycle"):
+        logging.getLogger(name).propagate = False
+        logging.getLogger(name).handlers[:] = [handler]
+    logging.getLogger("test_common_transport.hot").warning("GET /itens/1 200")
+    logging.getLogger("test_common_transport.lifecycle").warning("Application shutdown complete")
+    # No await: a process that dies right here has already written both, in order.
+    assert stream.getvalue() == "GET /itens/1 200\nApplication shutdown complete\n"
 
 
 def test_log_lines_outside_an_event_loop_are_written_at_once() -> None:

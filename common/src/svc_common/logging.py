@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# Loggers whose lines are batched per event-loop iteration: the one line every request logs.
+BATCHED_LOGGERS = frozenset({"access"})
 
 # Attributes every LogRecord has; anything else was passed with extra= and is logged as a field.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -69,31 +71,35 @@ class TextFormatter(logging.Formatter):
 
 
 class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Lines logged during one event-loop iteration leave in one write, after it.
+    """Access lines logged during one event-loop iteration leave in one write, after it.
 
     An access line per request would otherwise cost a write system call per request on the
-    hot path. Outside an event loop (start-up, worker threads) a line is written at once.
+    hot path. Any other line (start-up, warnings, shutdown) is written at once, after the
+    access lines before it: uvicorn ends a process killed by SIGTERM by raising the signal
+    again, so nothing may wait for a later iteration that never comes.
     """
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, *, batched: frozenset[str] = BATCHED_LOGGERS) -> None:
         super().__init__(stream)
+        self.batched = batched
         self._lines: list[str] = []
         self._scheduled = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Format now (the record's context is current now); write after this iteration."""
+        """Format now (the record's context is current now); write now, or after this iteration."""
         try:
-            line = self.format(record) + self.terminator
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._lines.append(line)
-                self._write_out()
-                return
-            self._lines.append(line)
-            if not self._scheduled:
-                self._scheduled = True
-                loop.call_soon(self._write_locked)
+            self._lines.append(self.format(record) + self.terminator)
+            if record.name in self.batched:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop in this thread: write at once
+                    loop = None
+                if loop is not None:
+                    if not self._scheduled:
+                        self._scheduled = True
+                        loop.call_soon(self._write_locked)
+                    return
+            self._write_out()
         except Exception:
             self.handleError(record)
 
