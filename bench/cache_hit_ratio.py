@@ -15,14 +15,13 @@ import json
 import random
 import sys
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
-import asyncpg
 import httpx
 
-from tests.integration.conftest import OUTPUT, PG_ADMIN_URL
+from tests.integration.conftest import OUTPUT
+from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack
 
@@ -33,14 +32,6 @@ def zipf_ranks(n: int, s: float, count: int, rng: random.Random) -> list[int]:
     """`count` ranks in 0..n-1, rank k drawn with probability proportional to 1/(k+1)^s."""
     weights = list(itertools.accumulate(1 / (k + 1) ** s for k in range(n)))
     return rng.choices(range(n), cum_weights=weights, k=count)
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _seed(stack: Stack, auth: dict[str, str], items: int) -> list[int]:
@@ -118,12 +109,11 @@ def main() -> int:
     workdir = OUTPUT / "bench-cache"
     workdir.mkdir(parents=True, exist_ok=True)
     redis_server = PrivateRedis(workdir)
-    database = f"bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    database = asyncio.run(create_database("bench_cache"))
     stack = Stack(
         "bench-cache",
         workdir,
-        f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}",
+        database,
         redis_server.url,
         extra_env={"LOG_LEVEL": "WARNING"},
     )
@@ -143,7 +133,7 @@ def main() -> int:
     finally:
         stack.stop_all()
         redis_server.stop()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(drop_database(database))
     print(
         f"reads {result['reads']} over {result['items']} items (Zipf s={result['zipf_s']}), "
         f"{result['distinct_items_read']} distinct, {result['reads_per_second']} reads/s"

@@ -16,16 +16,15 @@ import platform
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 
 from bench import chart, procs, report, wrk
-from tests.integration.conftest import OUTPUT, PG_ADMIN_URL
+from tests.integration.conftest import OUTPUT
+from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack, free_port
 
@@ -74,14 +73,6 @@ def machine() -> dict[str, Any]:
     }
     info["summary"] = f"{info['cores']} x {cpu}, {info['memory_gb']} GB, Linux {info['kernel']}"
     return info
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _seed(stack: Stack, auth: dict[str, str], count: int) -> list[dict[str, Any]]:
@@ -210,12 +201,11 @@ def main() -> int:
         old.unlink()
     info = machine()
     redis_server = PrivateRedis(workdir)
-    database = f"bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    database = asyncio.run(create_database("bench"))
     stack = Stack(
         "bench",
         workdir,
-        f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}",
+        database,
         redis_server.url,
         extra_env={"RATE_LIMIT": args.rate_limit, "POLL_INTERVAL": "5", "HEALTH_INTERVAL": "2"},
     )
@@ -247,7 +237,7 @@ def main() -> int:
                 helpers[helper].stop()
         stack.stop_all()
         redis_server.stop()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(drop_database(database))
     info["load_after"] = os.getloadavg()[0]
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     results = {"machine": info, "settings": settings, "workloads": workloads, "services": services}

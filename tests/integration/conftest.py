@@ -3,7 +3,6 @@
 import asyncio
 import os
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import httpx
 import pytest
 import redis
 
+from tests.integration.databases import create_database, drop_database
 from tests.integration.stack import Stack
 
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -35,25 +34,15 @@ def _unavailable(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
-async def _pg(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A throwaway database, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
+        url = asyncio.run(create_database("test"))
     except (OSError, asyncpg.PostgresError) as exc:
         _unavailable("PostgreSQL", exc)
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield url
+    asyncio.run(drop_database(url))
 
 
 @pytest.fixture(scope="session")

@@ -8,29 +8,20 @@ import asyncio
 import random
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis
 
 from conftest import mint_token
-from tests.integration.conftest import IN_CI, OUTPUT, PG_ADMIN_URL
+from tests.integration.conftest import IN_CI, OUTPUT
+from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
 from tests.integration.stack import Stack
 
 SERVICES = ("server", "server2", "cache")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +40,12 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 @pytest.fixture(scope="module")
 def outage_stack(postgres_database: str, private_redis: PrivateRedis) -> Iterator[Stack]:
-    name = f"outage_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    database = asyncio.run(create_database("outage"))
     workdir = OUTPUT / "stack-redis-outage"
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("*.log"):
         old.unlink()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    stack = Stack("redis-outage", workdir, f"{base}/{name}", private_redis.url)
+    stack = Stack("redis-outage", workdir, database, private_redis.url)
     try:
         for service in SERVICES:
             stack.start(service)
@@ -65,7 +54,7 @@ def outage_stack(postgres_database: str, private_redis: PrivateRedis) -> Iterato
         yield stack
     finally:
         stack.stop_all()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(database))
 
 
 @pytest.fixture

@@ -1,36 +1,25 @@
 """Server instances starting at once on a fresh PostgreSQL database migrate it exactly once."""
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from server.main import MIGRATIONS
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from svc_common.database import async_url, migrate
 
-from tests.integration.conftest import PG_ADMIN_URL
+from tests.integration.databases import create_database, drop_database
 
 HEADS = "SELECT version_num FROM alembic_version_server"
 COLUMNS = "SELECT column_name FROM information_schema.columns WHERE table_name = 'itens'"
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def fresh_database(postgres_database: str) -> AsyncIterator[str]:
-    name = f"migrate_{uuid.uuid4().hex[:8]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = await create_database("migrate")
+    yield url
+    await drop_database(url)
 
 
 async def test_instances_starting_together_migrate_once_without_racing(
