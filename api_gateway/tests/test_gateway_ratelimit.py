@@ -8,6 +8,7 @@ from api_gateway.ratelimit import RateLimiter
 from gateway_apps import closed_port
 from limits import parse
 from pydantic import ValidationError
+from redis.exceptions import ResponseError
 
 from conftest import TEST_KEY
 
@@ -68,6 +69,29 @@ async def test_an_unreachable_redis_falls_back_to_counting_in_process() -> None:
     assert limiter.backend == "memory (redis down)"
     await limiter.reset("default", "user:ana")
     assert (await limiter.hit("default", "user:ana")).allowed
+
+
+class _RedisWithoutExpireNx:
+    """Answers as a Redis 6 would: INCRBY counts, EXPIRE ... NX is an error."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def run(self, *commands: tuple[object, ...]) -> list[object]:
+        self.count += 1
+        return [self.count, ResponseError("ERR wrong number of arguments for 'expire'")]
+
+    async def close(self) -> None:
+        """Nothing to wait for."""
+
+
+async def test_a_redis_that_cannot_give_a_window_its_lifetime_is_not_used() -> None:
+    limiter = RateLimiter(POLICIES, "redis://127.0.0.1:6379/0")
+    limiter._pipeline = _RedisWithoutExpireNx()  # type: ignore[assignment]
+    decisions = [await limiter.hit("default", "user:ana") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert limiter.backend == "memory (redis down)"
+    await limiter.close()
 
 
 @pytest.mark.parametrize(

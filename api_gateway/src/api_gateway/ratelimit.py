@@ -156,9 +156,14 @@ class RateLimiter:
                 # EXPIRE NX gives the window its lifetime on its first hit only.
                 full = f"{KEY_PREFIX}:{key}"
                 pipeline = cast(AutoPipeline, self._pipeline)
-                count, _ = await pipeline.run(("INCRBY", full, 1), ("EXPIRE", full, window, "NX"))
-                if isinstance(count, Exception):
-                    raise count
+                count, expiry = await pipeline.run(
+                    ("INCRBY", full, 1), ("EXPIRE", full, window, "NX")
+                )
+                # A Redis older than 7 refuses EXPIRE NX: a key left without a lifetime would
+                # never reset, so count in process instead (logged by _redis_failed).
+                for answer in (count, expiry):
+                    if isinstance(answer, Exception):
+                        raise answer
                 return int(count)
             except (StorageError, RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(exc)
