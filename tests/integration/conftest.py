@@ -3,8 +3,10 @@
 import asyncio
 import os
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 import httpx
@@ -25,6 +27,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+
+
+def missing(what: str) -> NoReturn:
+    """Skip a test whose program is not installed; under CI=true, fail it instead."""
+    message = f"{what} is not installed (make system-deps)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_installed(program: str) -> None:
+    """missing(program) unless it is on PATH."""
+    if shutil.which(program) is None:
+        missing(program)
 
 
 def _unavailable(what: str, error: Exception) -> None:

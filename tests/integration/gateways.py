@@ -83,6 +83,18 @@ class PrivateRedis:
             self.proc.wait(timeout=10)
 
 
+@contextmanager
+def running_redis_server(workdir: Path) -> Iterator[PrivateRedis]:
+    """A PrivateRedis started in workdir; killed afterwards, whatever happened."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = PrivateRedis(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 class FakeBalancer:
     """A misbehaving upstream: /itens/slow never answers, /itens/garbage is not HTTP."""
 

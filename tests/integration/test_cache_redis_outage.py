@@ -6,7 +6,6 @@ one) and their own servers and cache service on a database of their own.
 
 import asyncio
 import random
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +15,9 @@ import pytest
 import redis
 
 from conftest import mint_token
-from tests.integration.conftest import IN_CI, OUTPUT
+from tests.integration.conftest import OUTPUT, require_installed
 from tests.integration.databases import create_database, drop_database
-from tests.integration.gateways import PrivateRedis
+from tests.integration.gateways import PrivateRedis, running_redis_server
 from tests.integration.stack import Stack
 
 SERVICES = ("server", "server2", "cache")
@@ -26,16 +25,9 @@ SERVICES = ("server", "server2", "cache")
 
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed (make system-deps)")
-        pytest.skip("redis-server is not installed")
-    workdir = OUTPUT / "redis-outage"
-    workdir.mkdir(parents=True, exist_ok=True)
-    server = PrivateRedis(workdir)
-    server.start()
-    yield server
-    server.stop()
+    require_installed("redis-server")
+    with running_redis_server(OUTPUT / "redis-outage") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,16 @@ import httpx
 import pytest
 import redis
 
-from tests.integration.conftest import OUTPUT
-from tests.integration.gateways import PrivateRedis, bearer, gateways
+from tests.integration.conftest import OUTPUT, require_installed
+from tests.integration.gateways import PrivateRedis, bearer, gateways, running_redis_server
 
 
 @pytest.fixture(scope="module")
 def private_redis() -> Iterator[PrivateRedis]:
     """A redis-server this module may kill and restart."""
-    workdir = OUTPUT / "gateway-replicas"
-    workdir.mkdir(parents=True, exist_ok=True)
-    server = PrivateRedis(workdir)
-    server.start()
-    yield server
-    server.stop()
+    require_installed("redis-server")
+    with running_redis_server(OUTPUT / "gateway-replicas") as server:
+        yield server
 
 
 # The "proxy" in front of the replicas: requests sent from 127.0.0.2 may name their client.

@@ -1,7 +1,6 @@
 """One stack for the fault tests, on a PostgreSQL and a Redis of its own that they may kill."""
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
@@ -9,10 +8,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.conftest import IN_CI, OUTPUT, login
+from tests.integration.conftest import OUTPUT, login, missing, require_installed
 from tests.integration.faults.dependencies import PrivatePostgres, postgres_bindir
 from tests.integration.faults.traffic import SUMMARY, Traffic
-from tests.integration.gateways import PrivateRedis
+from tests.integration.gateways import PrivateRedis, running_redis_server
 from tests.integration.stack import Stack
 
 WORKDIR = OUTPUT / "stack-faults"
@@ -23,19 +22,12 @@ WORKERS = 4
 FAULT_ENV = {"TRY_TIMEOUT": "2", "HEALTH_TIMEOUT": "1"}
 
 
-def _missing(what: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{what} is not installed (make system-deps)")
-    pytest.skip(f"{what} is not installed")
-
-
 @pytest.fixture(scope="session")
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A cluster of our own on a free port; the shared one at 5432 is never touched."""
     bindir = postgres_bindir()
     if bindir is None:
-        _missing("PostgreSQL (initdb, postgres)")
-    assert bindir is not None
+        missing("PostgreSQL (initdb, postgres)")
     WORKDIR.mkdir(parents=True, exist_ok=True)
     server = PrivatePostgres(bindir, WORKDIR / "postgres.log")
     try:
@@ -49,13 +41,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 @pytest.fixture(scope="session")
 def fault_redis() -> Iterator[PrivateRedis]:
     """A redis-server of our own on a free port."""
-    if shutil.which("redis-server") is None:
-        _missing("redis-server")
-    WORKDIR.mkdir(parents=True, exist_ok=True)
-    server = PrivateRedis(WORKDIR)
-    server.start()
-    yield server
-    server.stop()
+    require_installed("redis-server")
+    with running_redis_server(WORKDIR) as server:
+        yield server
 
 
 async def _create_database(url: str, name: str) -> None:
