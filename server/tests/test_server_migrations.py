@@ -3,13 +3,13 @@
 from pathlib import Path
 from typing import Any
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from server.main import MIGRATIONS
 from server.models import VERSION_TABLE, Base
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from svc_common.database import migrate
+
+from conftest import schema_differences
 
 # The table exactly as the foundation's create_all made it, before migrations existed.
 FOUNDATION_ITENS = """
@@ -26,14 +26,7 @@ def _engine(tmp_path: Path) -> AsyncEngine:
 
 
 def _differences(conn: Connection) -> list[Any]:
-    context = MigrationContext.configure(
-        conn,
-        opts={
-            "version_table": VERSION_TABLE,
-            "include_name": lambda name, kind, _: kind != "table" or name in Base.metadata.tables,
-        },
-    )
-    return list(compare_metadata(context, Base.metadata))
+    return schema_differences(conn, Base.metadata, VERSION_TABLE)
 
 
 async def test_a_fresh_database_gets_exactly_the_models_schema(tmp_path: Path) -> None:
