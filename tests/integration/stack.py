@@ -45,6 +45,9 @@ SCRUBBED = (
 STARTUP_TIMEOUT = 120.0
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A loopback port nobody listens on, below Linux's ephemeral range (32768+).
 
@@ -53,12 +56,17 @@ def free_port() -> int:
     """
     for _ in range(200):
         port = random.randrange(20_000, 32_000)
+        # Nothing listens on a port picked a moment ago until its process binds it, so a
+        # second pick could land on it too (a cache and a server2 once did).
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise RuntimeError("no free port found in 20000-32000")
 
 
