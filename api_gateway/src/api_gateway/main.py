@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -16,11 +17,13 @@ from svc_common.database import (
     schema_lock,
     session_factory,
 )
+from svc_common.fastlane import LANE
 from svc_common.health import HealthCheck
 from svc_common.revocation import RevocationList
 
 from api_gateway.config import GatewaySettings, one_rate
 from api_gateway.edge import EnvelopeCORSMiddleware, GzipWhenAccepted
+from api_gateway.fast import GatewayLane
 from api_gateway.openapi import MergedOpenAPI
 from api_gateway.proxy import GatewayProxyMiddleware, Upstream
 from api_gateway.ratelimit import RateLimiter, RateLimitMiddleware
@@ -51,7 +54,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     upstream = Upstream(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         """Open the user database and the balancer session; seed the default users."""
         engine = create_engine(settings)
         await migrate(engine, MIGRATIONS)
@@ -60,9 +63,11 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         async with schema_lock(engine):
             await ensure_default_users(app.state.sessions)
         await upstream.start()
+        lane = GatewayLane(settings, verifier=verifier, limiter=limiter)
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))
         add_health_check(app, HealthCheck("rate_limits", limiter.ping, critical=False))
-        yield
+        yield {LANE: lane}
+        lane.close()
         await limiter.close()
         await upstream.close()
         await engine.dispose()

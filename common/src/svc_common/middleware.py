@@ -19,9 +19,9 @@ QUIET_PATHS = frozenset({"/saude", "/metrics"})
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-def incoming_request_id(scope: Scope) -> str:
-    """The caller's X-Request-ID when it is safe, else a fresh one."""
-    for name, value in scope["headers"]:
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The X-Request-ID among these headers when it is safe, else a fresh one."""
+    for name, value in headers:
         if name == b"x-request-id" and _SAFE_REQUEST_ID.fullmatch(value):
             return str(value.decode())
     # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID.
@@ -47,7 +47,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope)
+        request_id = request_id_from(scope["headers"])
         token = request_id_var.set(request_id)
         id_header = (b"x-request-id", request_id.encode())
         status = 500

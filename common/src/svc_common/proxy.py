@@ -93,36 +93,57 @@ def client_address(scope: Scope) -> str:
 def upstream_headers(
     scope: Scope, *, client_ip: str, keep_forwarded: bool = False
 ) -> list[tuple[str, str]]:
-    """End-to-end request headers plus X-Forwarded-* and the request id."""
+    """End-to-end request headers plus X-Forwarded-* and the request id, for aiohttp."""
+    headers = forward_headers(
+        scope["headers"],
+        client_ip=client_ip,
+        scheme=scope.get("scheme", "http"),
+        request_id=request_id_var.get(),
+        keep_forwarded=keep_forwarded,
+    )
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+
+def forward_headers(
+    headers: list[tuple[bytes, bytes]],
+    *,
+    client_ip: str,
+    scheme: str,
+    request_id: str,
+    keep_forwarded: bool = False,
+) -> list[tuple[bytes, bytes]]:
+    """End-to-end request headers plus X-Forwarded-For/-Proto/-Host and X-Request-ID."""
     # keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
     # -Proto it received, which describe the client's request, instead of its own.
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
     dropped = _NOT_FORWARDED_UP | _connection_tokens(headers)
-    out: list[tuple[str, str]] = []
-    forwarded_for = ""
-    host = ""
-    proto = ""
+    out: list[tuple[bytes, bytes]] = []
+    forwarded_for = b""
+    host = b""
+    proto = b""
     for name, value in headers:
         if keep_forwarded and name == b"x-forwarded-host":
-            host = value.decode("latin-1")
+            host = value
         elif keep_forwarded and name == b"x-forwarded-proto":
-            proto = value.decode("latin-1")
+            proto = value
         elif name == b"x-forwarded-for":
-            forwarded_for = (
-                f"{forwarded_for}, {value.decode('latin-1')}"
-                if forwarded_for
-                else value.decode("latin-1")
-            )
+            forwarded_for = forwarded_for + b", " + value if forwarded_for else value
         elif name == b"host":
-            host = host or value.decode("latin-1")
+            host = host or value
         elif name not in dropped:
-            out.append((name.decode("latin-1"), value.decode("latin-1")))
-    out.append(("X-Forwarded-For", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip))
-    out.append(("X-Forwarded-Proto", proto or scope.get("scheme", "http")))
+            out.append((name, value))
+    ip = client_ip.encode("latin-1")
+    out.append((b"x-forwarded-for", forwarded_for + b", " + ip if forwarded_for else ip))
+    out.append((b"x-forwarded-proto", proto or scheme.encode("latin-1")))
     if host:
-        out.append(("X-Forwarded-Host", host))
-    out.append(("X-Request-ID", request_id_var.get()))
+        out.append((b"x-forwarded-host", host))
+    out.append((b"x-request-id", request_id.encode("latin-1")))
     return out
+
+
+def relayed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An upstream answer's headers (lower-case names) minus hop-by-hop ones."""
+    dropped = _NOT_RELAYED_DOWN | _connection_tokens(headers)
+    return [(name, value) for name, value in headers if name not in dropped]
 
 
 def upstream_url(base: str, scope: Scope) -> URL:
@@ -159,9 +180,7 @@ class RelayInterrupted(Exception):
 
 async def relay_response(response: aiohttp.ClientResponse, send: Send) -> None:
     """Stream an upstream response to the ASGI client, minus hop-by-hop headers."""
-    raw = response.raw_headers
-    dropped = _NOT_RELAYED_DOWN | _connection_tokens((n.lower(), v) for n, v in raw)
-    headers = [(name.lower(), value) for name, value in raw if name.lower() not in dropped]
+    headers = relayed_headers([(name.lower(), value) for name, value in response.raw_headers])
     start = {"type": "http.response.start", "status": response.status, "headers": headers}
     length = response.content_length
     if length is not None and length <= RELAY_CHUNK:

@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from svc_common.upstream import UpstreamPool
+
 from load_balancer.config import BalancerSettings
 from load_balancer.stats import BackendMetrics, LatencyWindow
 
@@ -62,6 +64,8 @@ class Backend:
         self.in_flight = 0
         self.last_error: str | None = None
         self.latency = LatencyWindow()
+        # The fast lane's keep-alive connections, opened on its first GET here.
+        self.connections: UpstreamPool | None = None
         self.metrics = BackendMetrics(
             name, up=lambda: self.state in SERVING, in_flight=lambda: self.in_flight
         )
@@ -213,6 +217,8 @@ class BackendPool:
             self.backends = [b for b in self.backends if id(b) not in gone] + added
             for backend in removed:
                 backend.metrics.remove()
+                if backend.connections is not None:
+                    backend.connections.close()
         return removed
 
     def pick(self, tried: list[Backend]) -> Backend | None:

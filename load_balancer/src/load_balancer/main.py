@@ -9,10 +9,12 @@ from pydantic import BaseModel
 from starlette.middleware import Middleware
 from svc_common.app import add_health_check, create_app, serve
 from svc_common.envelope import Envelope
+from svc_common.fastlane import LANE
 from svc_common.health import CheckFailed, HealthCheck
 
 from load_balancer.backends import SERVING
 from load_balancer.config import BalancerSettings
+from load_balancer.fast import BalancerLane
 from load_balancer.health import HealthChecker
 from load_balancer.proxy import Balancer, BalancerMiddleware
 
@@ -89,13 +91,13 @@ def build_app(settings: BalancerSettings | None = None) -> FastAPI:
         raise CheckFailed(detail)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         """Open the upstream session and start the health checks for the life of the process."""
         await balancer.start()
         await checker.start()
         # Not critical: the balancer itself is alive and answers 503s quickly on its own.
         add_health_check(app, HealthCheck("backends", backends, critical=False))
-        yield
+        yield {LANE: BalancerLane(balancer)}
         await checker.close()
         await balancer.close()
 

@@ -4,8 +4,11 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from svc_common.docs import is_docs_path
 from svc_common.envelope import error_response
@@ -31,6 +34,33 @@ log = logging.getLogger("load_balancer.proxy")
 OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a request ended: the backend that answered, or the failure that ended the tries."""
+
+    backend: Backend | None
+    tries: int
+    failure: TryFailed | None = None
+    client_gone: bool = False
+
+    def log_extra(self) -> dict[str, object]:
+        """What the access line adds: the backend, and the tries when there was more than one."""
+        extra: dict[str, object] = {"backend": self.backend.name if self.backend else "-"}
+        if self.tries > 1:
+            extra["tries"] = self.tries
+        return extra
+
+
+def give_up(failure: TryFailed | None) -> Response:
+    """The error for a request no backend answered: 503, 504 or 502."""
+    if failure is None or failure.reason == "connect":
+        NO_BACKEND.inc()
+        return error_response(503, "No backend server available", headers={"Retry-After": "1"})
+    if failure.reason in {"timeout", "deadline"}:
+        return error_response(504, "Upstream server timed out")
+    return error_response(502, "Upstream server failed")
+
+
 class Balancer:
     """Sends each request to a healthy backend and retries it elsewhere when that is safe."""
 
@@ -54,6 +84,9 @@ class Balancer:
         """Close the session (lifespan end)."""
         if self._session is not None:
             await self._session.close()
+        for backend in self.pool.backends:
+            if backend.connections is not None:
+                backend.connections.close()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Forward one request, retrying on other backends as the policy allows."""
@@ -66,6 +99,41 @@ class Balancer:
         if self.settings.add_idempotency_keys and not may_resend(scope["method"], headers):
             # The backends promise to store such a request once, however often it arrives.
             headers.append(("Idempotency-Key", uuid.uuid4().hex))
+
+        async def attempt(backend: Backend, deadline: float) -> int:
+            return await self._try(
+                backend, scope, send, body=body, headers=headers, deadline=deadline
+            )
+
+        try:
+            outcome = await self.run(
+                scope["method"],
+                scope["path"],
+                attempt,
+                resend_ok=may_resend(scope["method"], headers),
+                body=body,
+            )
+        except RelayInterrupted:
+            return  # the answer had started towards the client: all left was to drop it
+        if outcome.backend is not None:
+            scope["access_log_extra"] = outcome.log_extra()
+        elif not outcome.client_gone:
+            scope["access_log_extra"] = {"backend": "-"}
+            await give_up(outcome.failure)(scope, receive, send)
+
+    async def run(
+        self,
+        method: str,
+        path: str,
+        attempt: Callable[[Backend, float], Awaitable[int]],
+        *,
+        resend_ok: bool,
+        body: RequestBody | None = None,
+    ) -> Outcome:
+        """Try backends until one answers or the retry policy says stop.
+
+        attempt(backend, deadline) makes one try and returns the status it relayed, or
+        raises TryFailed when no answer reached the client."""
         tried: list[Backend] = []
         failure: TryFailed | None = None
         retries: Retries | None = None
@@ -79,29 +147,24 @@ class Balancer:
                 RETRIES.labels(failure.reason).inc()
             tried.append(backend)
             try:
-                status = await self._try(
-                    backend, scope, send, body=body, headers=headers, deadline=deadline
-                )
+                status = await attempt(backend, deadline)
             except TryFailed as exc:
                 failure = exc
             except RelayInterrupted as exc:
-                # The answer had started towards the client: all that is left is to drop it.
                 self.pool.failed(backend, "reset", type(exc.__cause__).__name__)
-                self._log_access(scope, backend, len(tried))
-                return
+                raise
             else:
                 if status >= 500:
                     self.pool.failed(backend, "http_5xx", f"HTTP {status}")
-                self._log_access(scope, backend, len(tried))
-                return
-            if body.client_gone:
-                return
-            self._log_failure(scope, backend, failure)
+                return Outcome(backend, len(tried))
+            if body is not None and body.client_gone:
+                return Outcome(None, len(tried), client_gone=True)
+            log.warning("%s %s: backend %s failed (%s)", method, path, backend.name, failure)
             self.pool.failed(backend, failure.metric_reason, failure.error)
-            retries = retries or Retries(scope["method"], headers, body)
+            retries = retries or Retries(resend_ok=resend_ok, body=body)
             if not retries.allow(failure):
                 break
-        await self._give_up(scope, receive, send, failure)
+        return Outcome(None, len(tried), failure)
 
     async def _try(
         self,
@@ -143,39 +206,6 @@ class Balancer:
         if response.status < 500:
             backend.record_success(time.perf_counter() - started)
         return response.status
-
-    async def _give_up(
-        self, scope: Scope, receive: Receive, send: Send, failure: TryFailed | None
-    ) -> None:
-        scope["access_log_extra"] = {"backend": "-"}
-        if failure is None or failure.reason == "connect":
-            NO_BACKEND.inc()
-            response = error_response(
-                503, "No backend server available", headers={"Retry-After": "1"}
-            )
-        elif failure.reason in {"timeout", "deadline"}:
-            response = error_response(504, "Upstream server timed out")
-        else:
-            response = error_response(502, "Upstream server failed")
-        await response(scope, receive, send)
-
-    @staticmethod
-    def _log_failure(scope: Scope, backend: Backend, failure: TryFailed) -> None:
-        log.warning(
-            "%s %s: backend %s failed (%s: %s)",
-            scope["method"],
-            scope["path"],
-            backend.name,
-            failure.reason,
-            failure.error,
-        )
-
-    @staticmethod
-    def _log_access(scope: Scope, backend: Backend, tries: int) -> None:
-        extra: dict[str, object] = {"backend": backend.name}
-        if tries > 1:
-            extra["tries"] = tries
-        scope["access_log_extra"] = extra
 
 
 class BalancerMiddleware:

@@ -63,14 +63,14 @@ def may_resend(method: str, headers: list[tuple[str, str]]) -> bool:
 class Retries:
     """What one request may still be retried for, after a try failed."""
 
-    def __init__(self, method: str, headers: list[tuple[str, str]], body: RequestBody) -> None:
-        self.resend_ok = may_resend(method, headers)
-        self.body = body
+    def __init__(self, *, resend_ok: bool, body: RequestBody | None = None) -> None:
+        self.resend_ok = resend_ok
+        self.body = body  # None: no body, nothing that could not be sent again
         self.resent = False
 
     def allow(self, failure: TryFailed) -> bool:
         """Whether to try the next backend after this failure."""
-        if failure.reason == "deadline" or not self.body.replayable:
+        if failure.reason == "deadline" or (self.body is not None and not self.body.replayable):
             return False
         if not failure.sent:
             return True
