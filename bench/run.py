@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -192,9 +193,15 @@ def _write(results: dict[str, Any], out: Path) -> None:
     chart.draw(results, out / "latest.png")
 
 
+def _exit_on_sigterm(signum: int, _: object) -> None:
+    # SystemExit unwinds through main's finally, which stops every process the run started.
+    sys.exit(128 + signum)
+
+
 def main() -> int:
     """Run everything; exit 1 when a judged ratio misses its target or any request failed."""
     args = _args()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workdir = OUTPUT / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("*.log"):

@@ -1,0 +1,164 @@
+"""The fast lane inside a real uvicorn server: what it takes, what it leaves to ASGI."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from svc_common.fastlane import LANE, FastLaneHandler, FastLaneProtocol, FastRequest, RawAnswer
+from svc_common.logging import request_id_var
+from svc_common.metrics import REQUESTS
+
+
+class EchoLane(FastLaneHandler):
+    """Takes GET /lane/...; answers what it saw."""
+
+    extra_headers = ((b"x-served-by", b"echo"),)
+
+    def __init__(self) -> None:
+        self.request_ids: list[str] = []
+        self.gate: asyncio.Event | None = None
+
+    def accepts(self, request: FastRequest) -> bool:
+        if not request.path.startswith("/lane/"):
+            return False
+        request.route = "/lane/{x}"
+        return True
+
+    async def respond(self, request: FastRequest) -> RawAnswer:
+        self.request_ids.append(request_id_var.get())
+        if self.gate is not None:
+            await self.gate.wait()
+        if request.path == "/lane/crash":
+            raise RuntimeError("boom")
+        if request.path == "/lane/304":
+            return RawAnswer(304, [(b"etag", b'"1"')], b"")
+        body = b"lane " + request.target
+        return RawAnswer(200, [(b"content-type", b"text/plain")], body)
+
+
+def app_with(lane: EchoLane) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        yield {LANE: lane}
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def asgi(path: str, request: Request) -> dict[str, str]:
+        return {"asgi": path, "method": request.method}
+
+    return app
+
+
+@asynccontextmanager
+async def running(lane: EchoLane) -> AsyncIterator[str]:
+    """uvicorn with the fast-lane protocol on a free loopback port."""
+    config = uvicorn.Config(
+        app_with(lane), host="127.0.0.1", port=0, http=FastLaneProtocol, log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def raw_exchange(url: str, data: bytes, *, until: int = 1) -> bytes:
+    """Write raw bytes and read until `until` answers have come back (or the peer closed)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(data)
+    received = b""
+    while received.count(b"HTTP/1.1 ") < until or not received.endswith((b"}", b"e")):
+        chunk = await asyncio.wait_for(reader.read(65536), 5)
+        if not chunk:
+            break
+        received += chunk
+    writer.close()
+    return received
+
+
+async def test_an_accepted_get_is_answered_by_the_lane_with_request_id_and_metrics() -> None:
+    lane = EchoLane()
+    before = REQUESTS.labels("GET", "/lane/{x}", "200")._value.get()
+    async with running(lane) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/lane/a%20b?q=1", headers={"X-Request-ID": "req-7"})
+    assert response.status_code == 200
+    assert response.text == "lane /lane/a%20b?q=1", "path and query as the client encoded them"
+    assert response.headers["x-request-id"] == "req-7"
+    assert response.headers["x-served-by"] == "echo"
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "date" in response.headers
+    assert lane.request_ids == ["req-7"], "log lines of the lane's task carry the request id"
+    assert REQUESTS.labels("GET", "/lane/{x}", "200")._value.get() == before + 1
+
+
+async def test_declined_paths_other_methods_and_bodies_take_the_asgi_path() -> None:
+    lane = EchoLane()
+    async with running(lane) as url, httpx.AsyncClient(base_url=url) as client:
+        declined = await client.get("/other")
+        post = await client.post("/lane/x", json={})
+        with_body = await client.request("GET", "/lane/x", content=b"{}")
+    assert declined.json() == {"asgi": "other", "method": "GET"}
+    assert post.json() == {"asgi": "lane/x", "method": "POST"}
+    assert with_body.json() == {"asgi": "lane/x", "method": "GET"}
+    assert lane.request_ids == []
+
+
+async def test_a_crash_in_the_lane_is_a_500_in_the_envelope(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running(EchoLane()) as url, httpx.AsyncClient(base_url=url) as client:
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/lane/crash")
+    assert response.status_code == 500
+    assert response.json() == {"status": "error", "data": None, "message": "Internal server error"}
+    assert "boom" in caplog.text
+
+
+async def test_a_304_carries_no_content_length() -> None:
+    async with running(EchoLane()) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/lane/304")
+    assert response.status_code == 304
+    assert "content-length" not in response.headers
+    assert response.headers["etag"] == '"1"'
+
+
+async def test_pipelined_requests_are_answered_in_order_across_lane_and_asgi() -> None:
+    lane = EchoLane()
+    lane.gate = asyncio.Event()
+    async with running(lane) as url:
+        exchange = asyncio.create_task(
+            raw_exchange(
+                url,
+                b"GET /lane/first HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"GET /second HTTP/1.1\r\nhost: x\r\n\r\n",
+                until=2,
+            )
+        )
+        await asyncio.sleep(0.1)  # the lane's answer is held back: the ASGI one must wait
+        lane.gate.set()
+        received = await exchange
+    first = received.index(b"lane /lane/first")
+    second = received.index(b'{"asgi":"second"')
+    assert first < second
+
+
+async def test_connection_close_from_the_client_is_honoured() -> None:
+    async with running(EchoLane()) as url:
+        received = await raw_exchange(
+            url, b"GET /lane/x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close\r\n" in received

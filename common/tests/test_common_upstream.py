@@ -1,0 +1,188 @@
+"""The fast lane's HTTP/1.1 client against small asyncio servers on loopback."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from svc_common.upstream import UpstreamError, UpstreamPool, request_head
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[str]:
+    """A server on a free loopback port; yields its base URL."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request head (our client sends bodiless GETs only)."""
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+def pool_for(url: str, **options: float) -> UpstreamPool:
+    settings = {"connect_timeout": 1.0, "keepalive_timeout": 4.0, "limit": 8} | options
+    return UpstreamPool(url, **settings)  # type: ignore[arg-type]
+
+
+def get(pool: UpstreamPool, target: bytes = b"/x") -> bytes:
+    return request_head(target, pool.host, [(b"x-request-id", b"abc")])
+
+
+async def test_answers_come_back_whole_and_the_connection_is_reused() -> None:
+    connections = 0
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                seen.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                return
+            # Chunked, split over writes: the parser joins the pieces.
+            writer.write(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n")
+            writer.write(b"3\r\nabc\r\n")
+            await writer.drain()
+            writer.write(b"2\r\nde\r\n0\r\n\r\n")
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        for _ in range(3):
+            reply = await pool.get(get(pool), time_limit=2)
+            assert (reply.status, reply.body, reply.keep_alive) == (201, b"abcde", True)
+            assert (b"x-a", b"1") in reply.headers, "names come lower-case"
+        pool.close()
+    assert connections == 1
+    assert seen[0].startswith(b"GET /x HTTP/1.1\r\nhost: 127.0.0.1:")
+    assert b"x-request-id: abc\r\n" in seen[0]
+
+
+async def test_a_refused_connect_is_a_connect_failure_the_upstream_never_saw() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connects are refused
+        pool = pool_for(f"http://127.0.0.1:{port}")
+        with pytest.raises(UpstreamError) as failure:
+            await pool.get(get(pool), time_limit=2)
+    assert (failure.value.reason, failure.value.sent) == ("connect", False)
+
+
+async def test_silence_past_the_time_limit_is_a_timeout_and_the_connection_is_dropped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        with pytest.raises(UpstreamError) as failure:
+            await pool.get(get(pool), time_limit=0.1)
+        await asyncio.sleep(0.01)
+        assert pool._open == 0, "a timed-out connection is not reused"
+    assert (failure.value.reason, failure.value.sent) == ("timeout", True)
+
+
+async def test_a_close_after_reading_the_request_is_a_reset_it_may_have_seen() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        with pytest.raises(UpstreamError) as failure:
+            await pool.get(get(pool), time_limit=2)
+    assert (failure.value.reason, failure.value.sent) == ("reset", True)
+
+
+async def test_a_malformed_answer_fails_the_try() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        with pytest.raises(UpstreamError) as failure:
+            await pool.get(get(pool), time_limit=2)
+    assert failure.value.reason == "reset"
+    assert "malformed" in failure.value.error
+
+
+async def test_a_stale_keep_alive_connection_is_retried_once_on_a_new_one() -> None:
+    answered = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await read_request(reader)
+        answered += 1
+        writer.write(OK)
+        await writer.drain()
+        if answered == 1:
+            # Gone after the first answer, as an upstream's idle timeout would close it; the
+            # client's next request on it meets a closed socket.
+            writer.close()
+            return
+        await asyncio.sleep(1)
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        assert (await pool.get(get(pool), time_limit=2)).body == b"ok"
+        await asyncio.sleep(0.05)
+        reply = await pool.get(get(pool), time_limit=2, retry_stale=True)
+        pool.close()
+    assert (reply.status, answered) == (200, 2)
+
+
+async def test_idle_connections_older_than_the_keepalive_time_are_not_reused() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(OK)
+
+    async with serving(handler) as url:
+        pool = pool_for(url, keepalive_timeout=0.05)
+        await pool.get(get(pool), time_limit=2)
+        await asyncio.sleep(0.1)
+        await pool.get(get(pool), time_limit=2)
+        pool.close()
+    assert connections == 2
+
+
+async def test_the_pool_limit_makes_extra_requests_wait_for_a_connection() -> None:
+    open_now = most = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        try:
+            while True:
+                await read_request(reader)
+                await asyncio.sleep(0.02)
+                writer.write(OK)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            open_now -= 1
+
+    async with serving(handler) as url:
+        pool = pool_for(url, limit=2)
+        replies = await asyncio.gather(*(pool.get(get(pool), time_limit=5) for _ in range(6)))
+        pool.close()
+    assert [r.status for r in replies] == [200] * 6
+    assert most == 2
