@@ -123,6 +123,12 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -> None:
     """Send every logger (uvicorn's included) through one handler with the request id."""
+    # The logging HOWTO's optimisations: no line shows the caller's frame, thread or process,
+    # so no record looks them up (finding the caller walks the stack on every line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = LoopBatchedHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter(service))

@@ -1,4 +1,4 @@
-"""GET /itens/{id} as plain ASGI: the hot read skips routing, dependencies and pydantic.
+"""GET /itens/{id} on the fast lane: the hot read skips ASGI, routing and pydantic.
 
 Only the plain case is answered here: a GET with a well-formed id and a bearer token that
 verifies. Anything else (no or bad token, an id FastAPI would refuse, another method) goes
@@ -12,10 +12,10 @@ import orjson
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 from svc_common.auth import TokenError, TokenVerifier
 from svc_common.database import is_unavailable
 from svc_common.envelope import EnvelopeResponse, error_response
+from svc_common.fastlane import Answer, FastLaneHandler, FastRequest
 
 from server import crud
 from server.cache import ItemCache
@@ -63,50 +63,56 @@ def _item_id(path: str) -> int | None:
     return item_id if 1 <= item_id <= MAX_ID else None
 
 
-class FastItemRead:
-    """Answers the plain GET /itens/{id}; passes everything else to the app."""
+class ItemReadLane(FastLaneHandler):
+    """Answers the plain GET /itens/{id} below ASGI; everything else takes the FastAPI route."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier,
+        cache: ItemCache,
+        sessions: async_sessionmaker[AsyncSession],
+        served_by: str,
+        access_log: bool,
+    ) -> None:
+        self.verifier = verifier
+        self.cache = cache
+        self.sessions = sessions
+        self.extra_headers = ((b"x-served-by", served_by.encode()),)
+        self.access_log = access_log
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or not scope["path"].startswith(PREFIX)
-            or (item_id := _item_id(scope["path"])) is None
-        ):
-            await self.app(scope, receive, send)
-            return
-        authorization = if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif name == b"if-none-match" and if_none_match is None:
-                if_none_match = value.decode("latin-1")
-        state = scope["app"].state
-        verifier: TokenVerifier = state.token_verifier
-        scheme, _, token = (authorization or "").partition(" ")
+    def accepts(self, request: FastRequest) -> bool:
+        """A well-formed id and a plain bearer token that verifies."""
+        if not request.path.startswith(PREFIX) or (item_id := _item_id(request.path)) is None:
+            return False
+        authorization = request.header(b"authorization")
+        scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
+        # Only the plain form; FastAPI's HTTPBearer judges anything unusual on the route.
+        if scheme.lower() != "bearer" or not token or token != token.strip():
+            return False
         try:
-            # Only the plain form; FastAPI's HTTPBearer judges anything unusual on the route.
-            if scheme.lower() != "bearer" or not token or token != token.strip():
-                raise TokenError("no plain bearer token")
-            verifier.verify(token)
+            self.verifier.verify(token)
         except TokenError:
-            await self.app(scope, receive, send)  # the route answers the 401 as always
-            return
-        scope["route_template"] = ROUTE
-        cache: ItemCache = state.item_cache
-        sessions = state.sessions
+            return False  # the route answers the 401 as always
+        request.note = item_id
+        request.route = ROUTE
+        return True
+
+    async def respond(self, request: FastRequest) -> Answer:
+        """The item from the cache (or the database), 304, 404, or 503 without a database."""
+        item_id = request.note
+        assert isinstance(item_id, int)
+        sessions = self.sessions
         try:
-            cached = await cache.read(item_id, lambda: load_item(sessions, item_id))
+            cached = await self.cache.read(item_id, lambda: load_item(sessions, item_id))
         except (*DATABASE_ERRORS, exc.DBAPIError) as error:
             if not isinstance(error, DATABASE_ERRORS) and not is_unavailable(error):
-                raise  # ServerErrorMiddleware answers the 500 in the envelope
-            log.warning("database unavailable on GET %s: %s", scope["path"], error)
-            response: Response = error_response(
+                raise  # the lane answers the 500 in the envelope
+            log.warning("database unavailable on GET %s: %s", request.path, error)
+            return error_response(
                 503, "Database unavailable, try again shortly", headers={"Retry-After": "1"}
             )
-        else:
-            response = item_response(item_id, cached, if_none_match)
-        await response(scope, receive, send)
+        if_none_match = request.header(b"if-none-match")
+        return item_response(
+            item_id, cached, if_none_match.decode("latin-1") if if_none_match else None
+        )

@@ -5,12 +5,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from starlette.middleware import Middleware
 from svc_common.app import add_health_check, create_app, serve
 from svc_common.database import (
     create_engine,
@@ -19,11 +19,12 @@ from svc_common.database import (
     ping,
     session_factory,
 )
+from svc_common.fastlane import LANE
 from svc_common.health import HealthCheck
 
 from server.cache import ItemCache
 from server.config import ServerSettings
-from server.fast_read import FastItemRead
+from server.fast_read import ItemReadLane
 from server.routes import router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,7 +47,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         """Migrate the schema (one instance at a time), open the pool and the item cache."""
         engine = create_engine(settings)
         await migrate(engine, MIGRATIONS)
@@ -58,7 +59,15 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         if redis is not None:
             add_health_check(app, HealthCheck("redis", cache.ping, critical=False))
         replay = asyncio.create_task(cache.replay_forever())
-        yield
+        yield {
+            LANE: ItemReadLane(
+                verifier=app.state.token_verifier,
+                cache=cache,
+                sessions=app.state.sessions,
+                served_by=settings.service_name,
+                access_log=settings.access_log,
+            )
+        }
         replay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await replay
@@ -72,7 +81,6 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         description="CRUD of items on `/itens`. Every call needs a bearer token from the gateway.",
         lifespan=lifespan,
         routers=[router],
-        middleware=[Middleware(FastItemRead)],
         served_by=True,
     )
     install_database_error_handler(app)

@@ -133,7 +133,7 @@ async def read_item(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """One item by id, with its ETag; served from the item cache when Redis is configured."""
-    # Plain reads are answered by FastItemRead before routing; this serves the rest the same way.
+    # Plain reads are answered on the fast lane (ItemReadLane); this serves the rest the same way.
     sessions = request.app.state.sessions
     cache: ItemCache = request.app.state.item_cache
     cached = await cache.read(item_id, lambda: load_item(sessions, item_id))
