@@ -4,8 +4,17 @@ import asyncio
 import io
 import logging
 from typing import Any
+from unittest import mock
 
-from svc_common.logging import LoopBatchedHandler
+import pytest
+from svc_common.logging import (
+    JsonFormatter,
+    LineFormatter,
+    LoopBatchedHandler,
+    TextFormatter,
+    _ContextFilter,
+    request_id_var,
+)
 from svc_common.transport import CoalescingTransport
 
 
@@ -89,3 +98,30 @@ def test_log_lines_outside_an_event_loop_are_written_at_once() -> None:
     logger.handlers[:] = [LoopBatchedHandler(stream)]
     logger.warning("at start-up")
     assert stream.getvalue() == "at start-up\n"
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
+def test_a_direct_access_line_is_the_line_a_log_record_would_give(
+    formatter: LineFormatter,
+) -> None:
+    stream = io.StringIO()
+    handler = LoopBatchedHandler(stream, service="svc")
+    handler.setFormatter(formatter)
+    handler.addFilter(_ContextFilter("svc"))
+    token = request_id_var.set("req-1")
+    try:
+        with mock.patch("svc_common.logging.time.time", return_value=1_790_000_000.25):
+            handler.emit_access(logging.INFO, "GET /x 200 1.0ms", {"backend": "b1"})
+            record = logging.makeLogRecord(
+                {"name": "access", "levelno": logging.INFO, "levelname": "INFO"}
+            )
+            record.msg, record.backend = "GET /x 200 1.0ms", "b1"
+            record.created = 1_790_000_000.25
+            handler.filter(record)
+            handler.emit(record)
+    finally:
+        request_id_var.reset(token)
+    direct, via_record = stream.getvalue().splitlines()
+    assert direct == via_record
+    assert "req-1" in direct
+    assert "b1" in direct

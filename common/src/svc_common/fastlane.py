@@ -21,9 +21,9 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
 from svc_common.envelope import error_response
-from svc_common.logging import request_id_var
+from svc_common.logging import log_access, request_id_var
 from svc_common.metrics import observe
-from svc_common.middleware import QUIET_PATHS, access_log, request_id_from
+from svc_common.middleware import QUIET_PATHS, request_id_from
 from svc_common.transport import CoalescingHttpToolsProtocol
 
 log = logging.getLogger(__name__)
@@ -246,12 +246,8 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         observe("GET", request.route, status, elapsed)
         if not lane.access_log:
             return
-        access_log.log(
+        log_access(
             logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
-            "%s %s %d %.1fms",
-            "GET",
-            request.path,
-            status,
-            elapsed * 1000,
-            extra=request.log_extra,
+            f"GET {request.path} {status} {elapsed * 1000:.1f}ms",
+            request.log_extra,
         )

@@ -3,15 +3,18 @@
 import asyncio
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # Loggers whose lines are batched per event-loop iteration: the one line every request logs.
-BATCHED_LOGGERS = frozenset({"access"})
+ACCESS_LOGGER = "access"
+BATCHED_LOGGERS = frozenset({ACCESS_LOGGER})
+_access = logging.getLogger(ACCESS_LOGGER)
 
 # Attributes every LogRecord has; anything else was passed with extra= and is logged as a field.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -20,6 +23,7 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "color_message",  # uvicorn's ANSI-coloured copy of the message
     "service",
     "request_id",
+    "exc",  # JsonFormatter's copy of the traceback
 }
 
 
@@ -38,36 +42,86 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
 
 
-class JsonFormatter(logging.Formatter):
+class Entry(NamedTuple):
+    """What a line shows."""
+
+    created: float
+    level: str
+    service: str
+    request_id: str
+    logger: str
+    message: str
+    extras: dict[str, Any]
+
+
+class LineFormatter(logging.Formatter):
+    """Formats a line from its parts, so access lines can skip building a LogRecord."""
+
+    def line(self, entry: "Entry") -> str:
+        """One line, without a trailing newline."""
+        raise NotImplementedError
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line (plus its traceback, if any)."""
+        return self.line(
+            Entry(
+                record.created,
+                record.levelname,
+                getattr(record, "service", "-"),
+                getattr(record, "request_id", "-"),
+                record.name,
+                record.getMessage(),
+                _extras(record),
+            )
+        )
+
+
+class JsonFormatter(LineFormatter):
     """One JSON object per line, for log shippers."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "service": getattr(record, "service", "-"),
-            "request_id": getattr(record, "request_id", "-"),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            **_extras(record),
+    def line(self, entry: "Entry") -> str:
+        """The JSON object."""
+        fields: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="milliseconds"),
+            "level": entry.level,
+            "service": entry.service,
+            "request_id": entry.request_id,
+            "logger": entry.logger,
+            "msg": entry.message,
+            **entry.extras,
         }
+        return orjson.dumps(fields, default=str).decode()
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record, its traceback as the `exc` field."""
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+            record.exc = self.formatException(record.exc_info)
+        return super().format(record)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(LineFormatter):
     """Human-readable lines with key=value extras, for terminals."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-5s %(service)s [%(request_id)s] %(message)s")
+    def line(self, entry: "Entry") -> str:
+        """`time level service [request id] message key=value ...`."""
+        stamp = time.strftime(self.default_time_format, self.converter(entry.created))
+        millis = int(entry.created % 1 * 1000)
+        text = f"{stamp},{millis:03d} {entry.level:<5} {entry.service} [{entry.request_id}]"
+        text += " " + entry.message
+        if entry.extras:
+            text += " " + " ".join(f"{k}={v}" for k, v in entry.extras.items())
+        return text
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = _extras(record)
-        if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return line
+        """The line, then the traceback and stack (as logging.Formatter adds them)."""
+        text = super().format(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        if record.stack_info:
+            text += "\n" + self.formatStack(record.stack_info)
+        return text
 
 
 class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -79,8 +133,15 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     again, so nothing may wait for a later iteration that never comes.
     """
 
-    def __init__(self, stream: Any = None, *, batched: frozenset[str] = BATCHED_LOGGERS) -> None:
+    def __init__(
+        self,
+        stream: Any = None,
+        *,
+        batched: frozenset[str] = BATCHED_LOGGERS,
+        service: str = "-",
+    ) -> None:
         super().__init__(stream)
+        self.service = service
         self.batched = batched
         self._lines: list[str] = []
         self._scheduled = False
@@ -88,20 +149,40 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         """Format now (the record's context is current now); write now, or after this iteration."""
         try:
-            self._lines.append(self.format(record) + self.terminator)
-            if record.name in self.batched:
-                try:
-                    loop = asyncio.get_running_loop()
-                except RuntimeError:  # no loop in this thread: write at once
-                    loop = None
-                if loop is not None:
-                    if not self._scheduled:
-                        self._scheduled = True
-                        loop.call_soon(self._write_locked)
-                    return
-            self._write_out()
+            self._add(self.format(record), batched=record.name in self.batched)
         except Exception:
             self.handleError(record)
+
+    def emit_access(self, level: int, message: str, extras: dict[str, Any]) -> None:
+        """An access line from its parts: what emit() writes for it, without a LogRecord."""
+        formatter = self.formatter
+        assert isinstance(formatter, LineFormatter)
+        line = formatter.line(
+            Entry(
+                time.time(),
+                logging.getLevelName(level),
+                self.service,
+                request_id_var.get(),
+                ACCESS_LOGGER,
+                message,
+                extras,
+            )
+        )
+        self._add(line, batched=True)
+
+    def _add(self, line: str, *, batched: bool) -> None:
+        self._lines.append(line + self.terminator)
+        if batched:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop in this thread: write at once
+                loop = None
+            if loop is not None:
+                if not self._scheduled:
+                    self._scheduled = True
+                    loop.call_soon(self._write_locked)
+                return
+        self._write_out()
 
     def _write_locked(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -129,7 +210,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = LoopBatchedHandler(sys.stderr)
+    handler = LoopBatchedHandler(sys.stderr, service=service)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter(service))
     root = logging.getLogger()
@@ -142,3 +223,26 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every request at INFO; the monitor's polls would drown everything else.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def log_access(level: int, message: str, extras: dict[str, Any] | None = None) -> None:
+    """The access line of one request.
+
+    When our handler is the only one (as configure_logging leaves it), the line goes straight
+    to it: building a LogRecord and running it through the logging machinery cost more than
+    the rest of a forwarded request's Python work. Anything else (a test's caplog, a handler
+    someone added) gets an ordinary record.
+    """
+    if not _access.isEnabledFor(level):
+        return
+    handlers = logging.root.handlers
+    if (
+        len(handlers) == 1
+        and isinstance(handlers[0], LoopBatchedHandler)
+        and not _access.handlers
+        and _access.propagate
+        and not _access.filters
+    ):
+        handlers[0].emit_access(level, message, extras or {})
+    else:
+        _access.log(level, "%s", message, extra=extras)

@@ -7,10 +7,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from svc_common.logging import request_id_var
+from svc_common.logging import log_access, request_id_var
 from svc_common.metrics import observe
-
-access_log = logging.getLogger("access")
 
 # Polled every few seconds by monitors and probes: logged only at DEBUG to keep logs readable.
 QUIET_PATHS = frozenset({"/saude", "/metrics"})
@@ -70,14 +68,10 @@ class RequestContextMiddleware:
             method = scope["method"]
             observe(method, route_template(scope), status, elapsed)
             if self.access_log:
-                access_log.log(
+                log_access(
                     logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO,
-                    "%s %s %d %.1fms",
-                    method,
-                    scope["path"],
-                    status,
-                    elapsed * 1000,
+                    f"{method} {scope['path']} {status} {elapsed * 1000:.1f}ms",
                     # A proxy adds what it knows, e.g. the balancer's backend.
-                    extra=scope.get("access_log_extra"),
+                    scope.get("access_log_extra"),
                 )
             request_id_var.reset(token)
