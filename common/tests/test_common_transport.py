@@ -125,3 +125,18 @@ def test_a_direct_access_line_is_the_line_a_log_record_would_give(
     assert direct == via_record
     assert "req-1" in direct
     assert "b1" in direct
+
+
+async def test_with_a_flush_interval_access_lines_wait_for_it_and_leave_together() -> None:
+    stream = io.StringIO()
+    handler = LoopBatchedHandler(stream, flush_after=0.05)
+    handler.setFormatter(TextFormatter())
+    handler.emit_access(logging.INFO, "GET /a 200 1.0ms", {})
+    await asyncio.sleep(0)
+    handler.emit_access(logging.INFO, "GET /b 200 1.0ms", {})
+    await asyncio.sleep(0.01)
+    assert stream.getvalue() == "", "held until the interval ends"
+    await asyncio.sleep(0.1)
+    assert stream.getvalue().count("\n") == 2
+    assert "GET /a" in stream.getvalue()
+    assert "GET /b" in stream.getvalue()

@@ -1,9 +1,11 @@
 """Rate limits with the `limits` library: clock-aligned windows shared through Redis.
 
 Each request costs one INCRBY in Redis, sent in a pipeline shared with the requests that
-arrive at the same time (svc_common.autopipeline). The window is aligned to the clock, as
-Kong's are, so the reset time is known without asking Redis. When Redis is unset, or stops
-answering, counting goes on in process and Redis is tried again a second later.
+arrive at the same time (svc_common.autopipeline); RATE_LIMIT's counters, while far from the
+limit, are added up in process and sent every 50 ms instead (counters.py). The window is
+aligned to the clock, as Kong's are, so the reset time is known without asking Redis. When
+Redis is unset, or stops answering, counting goes on in process and Redis is tried again a
+second later.
 """
 
 import logging
@@ -26,6 +28,7 @@ from svc_common.autopipeline import AutoPipeline
 from svc_common.envelope import error_response
 
 from api_gateway.config import Network
+from api_gateway.counters import SyncedCounters
 from api_gateway.forwarded import client_ip
 
 log = logging.getLogger(__name__)
@@ -76,8 +79,18 @@ def _redis_storage(pool: ConnectionPool, url: str) -> RedisStorage:
 class RateLimiter:
     """Named policies (`default`, `login`) counted per key."""
 
-    def __init__(self, policies: Mapping[str, RateLimitItem], redis_url: str | None) -> None:
+    def __init__(
+        self,
+        policies: Mapping[str, RateLimitItem],
+        redis_url: str | None,
+        *,
+        batched: frozenset[str] = frozenset({"default"}),
+    ) -> None:
         self.policies = dict(policies)
+        # Policies whose counters may sync in batches while far from the limit (counters.py);
+        # login attempts are always counted at once.
+        self.batched = batched
+        self._synced: SyncedCounters | None = None
         self.memory = MemoryStorage()
         self.redis: RedisStorage | None = None
         self._pool: ConnectionPool | None = None
@@ -92,10 +105,13 @@ class RateLimiter:
             )
             self.redis = _redis_storage(self._pool, redis_url)
             self._pipeline = AutoPipeline(Redis(connection_pool=self._pool))
+            self._synced = SyncedCounters(self._incr)
         self._redis_retry_at = 0.0
 
     async def close(self) -> None:
-        """Close the Redis connections (lifespan end)."""
+        """Send the hits counted in process, close the Redis connections (lifespan end)."""
+        if self._synced is not None and self._redis_usable():
+            await self._synced.flush()
         if self._pipeline is not None:
             await self._pipeline.close()
         if self._pool is not None:
@@ -114,7 +130,13 @@ class RateLimiter:
         window = item.get_expiry()
         now = time.time()
         index = int(now // window)
-        count = await self._incr(item.key_for(policy, key, index), window)
+        storage_key = item.key_for(policy, key, index)
+        if self._synced is not None and policy in self.batched and self._redis_usable():
+            count = await self._synced.hit(
+                storage_key, window=window, window_end=(index + 1) * window, limit=item.amount
+            )
+        else:
+            count = await self._incr(storage_key, window)
         return Decision(
             policy=policy,
             allowed=count <= item.amount,
@@ -129,6 +151,8 @@ class RateLimiter:
         item = self.policies[policy]
         storage_key = item.key_for(policy, key, int(time.time() // item.get_expiry()))
         await self.memory.clear(storage_key)
+        if self._synced is not None:
+            self._synced.forget(storage_key)
         if self._redis_usable():
             try:
                 await cast(Storage, self.redis).clear(storage_key)
@@ -147,9 +171,11 @@ class RateLimiter:
     def _redis_failed(self, exc: Exception) -> None:
         if time.monotonic() >= self._redis_retry_at:
             log.warning("rate limits counted in process: Redis unavailable (%s)", exc)
+        if self._synced is not None:
+            self._synced.clear()
         self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
 
-    async def _incr(self, key: str, window: int) -> int:
+    async def _incr(self, key: str, window: int, amount: int = 1) -> int:
         if self._redis_usable():
             try:
                 # The key the `limits` storage uses, so reset() and incr() name the same one;
@@ -157,7 +183,7 @@ class RateLimiter:
                 full = f"{KEY_PREFIX}:{key}"
                 pipeline = cast(AutoPipeline, self._pipeline)
                 count, expiry = await pipeline.run(
-                    ("INCRBY", full, 1), ("EXPIRE", full, window, "NX")
+                    ("INCRBY", full, amount), ("EXPIRE", full, window, "NX")
                 )
                 # A Redis older than 7 refuses EXPIRE NX: a key left without a lifetime would
                 # never reset, so count in process instead (logged by _redis_failed).
@@ -167,7 +193,7 @@ class RateLimiter:
                 return int(count)
             except (StorageError, RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(exc)
-        return await self.memory.incr(key, window)
+        return await self.memory.incr(key, window, amount)
 
 
 class RateLimitMiddleware:

@@ -23,11 +23,15 @@ class AutoPipeline:
         self._redis = redis
         self._pending: list[_Entry] = []
         self._in_flight: asyncio.Task[None] | None = None
+        # Looked up once: on Python 3.11 each lookup is a getpid() system call (a fork check).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, *commands: Command) -> list[Any]:
         """The answers to these commands, in order; an error answer comes back as the
         exception object in its place. Raises what Redis raised when the trip failed."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._pending.append((commands, future))
         if self._in_flight is None:

@@ -15,6 +15,10 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 ACCESS_LOGGER = "access"
 BATCHED_LOGGERS = frozenset({ACCESS_LOGGER})
 _access = logging.getLogger(ACCESS_LOGGER)
+# Access lines wait this long, or for this many lines, and leave in one write (as nginx's
+# `access_log ... buffer= flush=`): a kill -9 loses at most that much of them.
+ACCESS_FLUSH_SECONDS = 0.1
+MAX_BUFFERED_LINES = 256
 
 # Attributes every LogRecord has; anything else was passed with extra= and is logged as a field.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -125,7 +129,8 @@ class TextFormatter(LineFormatter):
 
 
 class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Access lines logged during one event-loop iteration leave in one write, after it.
+    """Access lines are held for flush_after seconds (0: to the end of this loop iteration)
+    and leave together in one write.
 
     An access line per request would otherwise cost a write system call per request on the
     hot path. Any other line (start-up, warnings, shutdown) is written at once, after the
@@ -139,9 +144,11 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         *,
         batched: frozenset[str] = BATCHED_LOGGERS,
         service: str = "-",
+        flush_after: float = 0.0,
     ) -> None:
         super().__init__(stream)
         self.service = service
+        self.flush_after = flush_after
         self.batched = batched
         self._lines: list[str] = []
         self._scheduled = False
@@ -171,15 +178,20 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._add(line, batched=True)
 
     def _add(self, line: str, *, batched: bool) -> None:
-        self._lines.append(line + self.terminator)
-        if batched:
+        lines = self._lines
+        lines.append(line + self.terminator)
+        if batched and len(lines) < MAX_BUFFERED_LINES:
+            if self._scheduled:
+                return
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop in this thread: write at once
                 loop = None
             if loop is not None:
-                if not self._scheduled:
-                    self._scheduled = True
+                self._scheduled = True
+                if self.flush_after:
+                    loop.call_later(self.flush_after, self._write_locked)
+                else:
                     loop.call_soon(self._write_locked)
                 return
         self._write_out()
@@ -210,7 +222,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = LoopBatchedHandler(sys.stderr, service=service)
+    handler = LoopBatchedHandler(sys.stderr, service=service, flush_after=ACCESS_FLUSH_SECONDS)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter(service))
     root = logging.getLogger()

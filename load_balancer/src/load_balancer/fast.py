@@ -1,6 +1,5 @@
 """The balancer's fast lane: forwarded GETs, below ASGI, with the same retries and failover."""
 
-import asyncio
 import time
 
 from svc_common.docs import is_docs_path
@@ -58,7 +57,7 @@ class BalancerLane(FastLaneHandler):
     ) -> Reply:
         """One try; TryFailed, classified as the aiohttp path classifies, when it failed."""
         pool = self._pool(backend)
-        left = deadline - asyncio.get_running_loop().time()
+        left = deadline - time.monotonic()
         timeout = min(self.settings.try_timeout, left)
         backend.requests += 1
         backend.metrics.requests.inc()

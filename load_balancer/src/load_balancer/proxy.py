@@ -1,6 +1,5 @@
 """The forwarding path: plain ASGI, no routing or pydantic work per request."""
 
-import asyncio
 import logging
 import time
 import uuid
@@ -133,14 +132,13 @@ class Balancer:
         """Try backends until one answers or the retry policy says stop.
 
         attempt(backend, deadline) makes one try and returns the status it relayed, or
-        raises TryFailed when no answer reached the client."""
+        raises TryFailed when no answer reached the client; deadline is on time.monotonic()."""
         tried: list[Backend] = []
         failure: TryFailed | None = None
         retries: Retries | None = None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.upstream_timeout
+        deadline = time.monotonic() + self.settings.upstream_timeout
         while (backend := self.pool.pick(tried)) is not None:
-            if loop.time() >= deadline:
+            if time.monotonic() >= deadline:
                 failure = TryFailed("deadline", "deadline passed", sent=True)
                 break
             if failure is not None:
@@ -181,7 +179,7 @@ class Balancer:
         if backend.host_header:
             headers = [*headers, ("Host", backend.host_header)]
         timeout = aiohttp.ClientTimeout(
-            total=deadline - asyncio.get_running_loop().time(),
+            total=deadline - time.monotonic(),
             sock_connect=self.settings.connect_timeout,
             sock_read=self.settings.try_timeout,
         )
