@@ -63,6 +63,10 @@ class CoalescingTransport:
         self._chunks.clear()
         self._transport.abort()
 
+    def is_closing(self) -> bool:
+        """Asked on every response: spelt out so it skips __getattr__."""
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
