@@ -3,9 +3,9 @@
 A shared counter costs a Redis round trip per request. Kong's `sync_rate` trades that for a
 short delay: hits are counted in process and pushed every so often. Here that holds only
 while a counter is far from its limit. A counter's first hit in a window, and every hit once
-the estimate passes half the limit, goes to Redis at once, so a 429 is always decided on the
-shared count; below that, the other replicas' hits of the last SYNC_SECONDS may be missing
-from the estimate, which cannot move a decision.
+the estimate passes half the limit, goes to Redis at once and is decided on the shared count.
+What a count can lack is the hits other replicas took in the last SYNC_SECONDS while below
+half the limit; one replica alone is exact.
 """
 
 import asyncio
