@@ -10,9 +10,10 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from svc_common.fastlane import LANE, FastLaneHandler, FastLaneProtocol, FastRequest, RawAnswer
+from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, RawAnswer
 from svc_common.logging import request_id_var
 from svc_common.metrics import REQUESTS
+from svc_common.transport import FastLaneProtocol
 
 
 class EchoLane(FastLaneHandler):
@@ -23,6 +24,7 @@ class EchoLane(FastLaneHandler):
     def __init__(self) -> None:
         self.request_ids: list[str] = []
         self.gate: asyncio.Event | None = None
+        self.started: list[str] = []
 
     def accepts(self, request: FastRequest) -> bool:
         if not request.path.startswith("/lane/"):
@@ -32,7 +34,8 @@ class EchoLane(FastLaneHandler):
 
     async def respond(self, request: FastRequest) -> RawAnswer:
         self.request_ids.append(request_id_var.get())
-        if self.gate is not None:
+        self.started.append(request.path)
+        if self.gate is not None and "slow" in request.path:
             await self.gate.wait()
         if request.path == "/lane/crash":
             raise RuntimeError("boom")
@@ -74,13 +77,30 @@ async def running(lane: EchoLane) -> AsyncIterator[str]:
         await task
 
 
+def complete_answers(data: bytes) -> int:
+    """How many whole answers (head and Content-Length body) data holds."""
+    count = 0
+    while b"\r\n\r\n" in data:
+        head, rest = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if len(rest) < length:
+            break
+        count += 1
+        data = rest[length:]
+    return count
+
+
 async def raw_exchange(url: str, data: bytes, *, until: int = 1) -> bytes:
     """Write raw bytes and read until `until` answers have come back (or the peer closed)."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(data)
     received = b""
-    while received.count(b"HTTP/1.1 ") < until or not received.endswith((b"}", b"e")):
+    while complete_answers(received) < until:
         chunk = await asyncio.wait_for(reader.read(65536), 5)
         if not chunk:
             break
@@ -142,7 +162,7 @@ async def test_pipelined_requests_are_answered_in_order_across_lane_and_asgi() -
         exchange = asyncio.create_task(
             raw_exchange(
                 url,
-                b"GET /lane/first HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"GET /lane/slow-first HTTP/1.1\r\nhost: x\r\n\r\n"
                 b"GET /second HTTP/1.1\r\nhost: x\r\n\r\n",
                 until=2,
             )
@@ -150,7 +170,7 @@ async def test_pipelined_requests_are_answered_in_order_across_lane_and_asgi() -
         await asyncio.sleep(0.1)  # the lane's answer is held back: the ASGI one must wait
         lane.gate.set()
         received = await exchange
-    first = received.index(b"lane /lane/first")
+    first = received.index(b"lane /lane/slow-first")
     second = received.index(b'{"asgi":"second"')
     assert first < second
 
@@ -162,3 +182,24 @@ async def test_connection_close_from_the_client_is_honoured() -> None:
         )
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"connection: close\r\n" in received
+
+
+async def test_pipelined_lane_requests_run_together_and_answer_in_order() -> None:
+    lane = EchoLane()
+    lane.gate = asyncio.Event()
+    async with running(lane) as url:
+        exchange = asyncio.create_task(
+            raw_exchange(
+                url,
+                b"GET /lane/slow-1 HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"GET /lane/2 HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"GET /lane/3 HTTP/1.1\r\nhost: x\r\n\r\n",
+                until=3,
+            )
+        )
+        await asyncio.sleep(0.1)
+        assert lane.started == ["/lane/slow-1", "/lane/2", "/lane/3"], "all three are running"
+        lane.gate.set()
+        received = await exchange
+    order = [received.index(b"lane /lane/" + name) for name in (b"slow-1", b"2", b"3")]
+    assert order == sorted(order), "answers leave in the order the requests came"

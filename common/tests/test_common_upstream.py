@@ -186,3 +186,55 @@ async def test_the_pool_limit_makes_extra_requests_wait_for_a_connection() -> No
         pool.close()
     assert [r.status for r in replies] == [200] * 6
     assert most == 2
+
+
+async def test_requests_of_the_same_moment_share_a_connection_and_answers_find_their_request() -> (
+    None
+):
+    connections = reads = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections, reads
+        connections += 1
+        buffered = b""
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return
+            reads += 1
+            buffered += chunk
+            while b"\r\n\r\n" in buffered:
+                head, buffered = buffered.split(b"\r\n\r\n", 1)
+                target = head.split(b" ")[1]
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(target), target)
+                )
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        await pool.get(get(pool, b"/warm"), time_limit=2)  # one idle connection now
+        targets = [f"/item/{n}".encode() for n in range(5)]
+        replies = await asyncio.gather(*(pool.get(get(pool, t), time_limit=2) for t in targets))
+        pool.close()
+    assert [r.body for r in replies] == targets
+    assert connections == 1
+    assert reads == 2, "the five left in one write"
+
+
+async def test_a_timeout_spends_the_connection_and_fails_the_requests_behind_it_as_sent() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)  # the warm-up; then silence
+        await asyncio.sleep(5)
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        await pool.get(get(pool, b"/warm"), time_limit=2)
+        first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=0.1))
+        second = asyncio.ensure_future(pool.get(get(pool, b"/2"), time_limit=3))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+    assert [type(r) for r in results] == [UpstreamError, UpstreamError]
+    assert isinstance(results[0], UpstreamError)
+    assert isinstance(results[1], UpstreamError)
+    assert (results[0].reason, results[1].reason) == ("timeout", "reset")
+    assert results[1].sent, "it went out behind the first: the upstream may have read it"

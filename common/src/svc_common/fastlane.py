@@ -7,30 +7,16 @@ handler accepts, a task that calls `handler.respond()` straight from uvicorn's p
 callbacks and writes the answer in one piece. Everything else (other methods, bodies,
 upgrades, requests the handler declines) takes the ordinary ASGI path, so /docs, logins and
 writes behave exactly as before. The lane keeps what every request gets on the ASGI path:
-the request id (echoed, and in every log line), the metrics, and the access line.
+the request id (echoed, and in every log line), the metrics, and the access line. The
+protocol that runs it is svc_common.transport.FastLaneProtocol.
 """
 
-import asyncio
-import contextvars
-import logging
-import time
-import urllib.parse
 from typing import Protocol
 
-import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
-
-from svc_common.envelope import error_response
-from svc_common.logging import log_access, request_id_var
-from svc_common.metrics import observe
-from svc_common.middleware import QUIET_PATHS, request_id_from
-from svc_common.transport import CoalescingHttpToolsProtocol
-
-log = logging.getLogger(__name__)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 # The key of the lifespan state that holds a service's FastLaneHandler.
 LANE = "fast_lane"
-_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Answers that carry no Content-Length of their own (RFC 9110 section 8.6).
 _NO_CONTENT = frozenset({204, 304})
 # Headers the lane writes itself.
@@ -156,98 +142,3 @@ def encode(
         out.append(b"connection: close\r\n")
     out += (b"\r\n", body)
     return b"".join(out)
-
-
-class FastLaneProtocol(CoalescingHttpToolsProtocol):
-    """uvicorn's httptools protocol that hands accepted GETs to the service's lane."""
-
-    def on_headers_complete(self) -> None:
-        """Start the lane's task for a GET it accepts; anything else goes the ASGI way."""
-        lane: FastLaneHandler | None = self.app_state.get(LANE)
-        request = None if lane is None else self._lane_request()
-        if lane is None or request is None or not lane.accepts(request):
-            super().on_headers_complete()
-            return
-        self.cycle = cycle = RequestResponseCycle(
-            scope=self.scope,
-            transport=self.transport,
-            flow=self.flow,
-            logger=self.logger,
-            access_logger=self.access_logger,
-            access_log=False,
-            default_headers=self.server_state.default_headers,
-            message_event=asyncio.Event(),
-            expect_100_continue=False,
-            keep_alive=self.parser.should_keep_alive(),
-            on_response=self.on_response_complete,
-        )
-        request.request_id = request_id_from(request.headers)
-        context = contextvars.copy_context()
-        context.run(request_id_var.set, request.request_id)
-        task = self.loop.create_task(self._answer(cycle, lane, request), context=context)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    def _lane_request(self) -> FastRequest | None:
-        """The request, if it may take the lane: a lone bodiless HTTP/1.1 GET."""
-        parser = self.parser
-        if (
-            parser.get_method() != b"GET"
-            or parser.get_http_version() != "1.1"
-            or parser.should_upgrade()
-            or self.expect_100_continue
-            or (self.cycle is not None and not self.cycle.response_complete)  # pipelined
-            or self.limit_concurrency is not None
-        ):
-            return None
-        headers = self.headers
-        if any(name in _BODY_HEADERS for name, _ in headers):
-            return None
-        url = httptools.parse_url(self.url)
-        raw_path: bytes = url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        return FastRequest(
-            path=path,
-            raw_path=raw_path,
-            query=url.query or b"",
-            headers=headers,
-            client=self.client,
-            scheme=self.scheme or "http",
-        )
-
-    async def _answer(
-        self, cycle: RequestResponseCycle, lane: FastLaneHandler, request: FastRequest
-    ) -> None:
-        start = time.perf_counter()
-        try:
-            answer = await lane.respond(request)
-        except Exception:
-            log.exception("unhandled error on GET %s", request.path)
-            answer = error_response(500, "Internal server error")
-        if not cycle.disconnected and not self.transport.is_closing():
-            self.transport.write(
-                encode(
-                    answer,
-                    request_id=request.request_id,
-                    default_headers=self.server_state.default_headers,
-                    extra_headers=lane.extra_headers,
-                    keep_alive=cycle.keep_alive,  # uvicorn clears it on shutdown
-                )
-            )
-        cycle.response_complete = True
-        cycle.message_event.set()
-        if not cycle.keep_alive:
-            self.transport.close()
-        cycle.on_response()
-        elapsed = time.perf_counter() - start
-        status = answer.status_code
-        observe("GET", request.route, status, elapsed)
-        if not lane.access_log:
-            return
-        log_access(
-            logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
-            f"GET {request.path} {status} {elapsed * 1000:.1f}ms",
-            request.log_extra,
-        )

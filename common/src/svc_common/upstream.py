@@ -57,17 +57,19 @@ def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]])
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; one request at a time."""
+    """One keep-alive connection; requests of the same moment may share it, pipelined."""
 
     def __init__(self, pool: "UpstreamPool") -> None:
         self.pool = pool
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[Reply] | None = None
+        # Oldest first: HTTP/1.1 answers come in the order the requests went.
+        self.waiters: deque[asyncio.Future[Reply]] = deque()
+        self.outbox: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.size = 0
-        self.answered = False  # any byte of the current answer arrived
+        self.answered = False  # any byte of an answer arrived since the last complete one
         self.closed = False
         self.idle_since = 0.0
 
@@ -76,18 +78,26 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def send(self, data: bytes) -> "asyncio.Future[Reply]":
-        """Write one request; the future gets its answer."""
-        assert self.transport is not None
-        assert self.waiter is None
-        self.waiter = self.pool.loop.create_future()
-        self.headers, self.body, self.size, self.answered = [], [], 0, False
-        self.transport.write(data)
-        return self.waiter
+        """Queue one request; it leaves with the others of this loop iteration, in one write.
+
+        The future gets its answer."""
+        waiter = self.pool.loop.create_future()
+        self.waiters.append(waiter)
+        if not self.outbox:
+            self.pool.loop.call_soon(self._flush)
+        self.outbox.append(data)
+        return waiter
+
+    def _flush(self) -> None:
+        outbox, self.outbox = self.outbox, []
+        self.pool.flushed(self)
+        if self.transport is not None and not self.closed and outbox:
+            self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; an answer nobody asked for, or a malformed one, ends the link."""
         self.answered = True
-        if self.waiter is None:
+        if not self.waiters:
             self._fail(UpstreamError("reset", "unsolicited answer", sent=True))
             return
         try:
@@ -97,6 +107,10 @@ class _Connection(asyncio.Protocol):
             if not isinstance(cause, UpstreamError):
                 cause = UpstreamError("reset", f"malformed answer: {exc}", sent=True)
             self._fail(cause)
+
+    def on_message_begin(self) -> None:
+        """httptools callback."""
+        self.headers, self.body, self.size = [], [], 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """httptools callback."""
@@ -110,15 +124,21 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        """httptools callback: hand the answer over."""
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
+        """httptools callback: hand the answer to the oldest waiter."""
+        self.answered = False
+        waiter = self.waiters.popleft()
+        keep_alive = self.parser.should_keep_alive()
+        if not waiter.done():
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
             status = self.parser.get_status_code()
-            waiter.set_result(Reply(status, self.headers, body, self.parser.should_keep_alive()))
+            waiter.set_result(Reply(status, self.headers, body, keep_alive))
+        if not keep_alive:
+            self._fail(UpstreamError("reset", "closed by upstream", sent=True))
+        elif not self.waiters:
+            self.pool.idle(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Whoever waits learns whether the upstream can have seen its request."""
+        """Whoever waits learns whether the upstream can have seen their requests."""
         self.closed = True
         self.pool.forget(self)
         unread = isinstance(exc, OSError) and exc.errno in _UNREAD_RESETS
@@ -126,9 +146,12 @@ class _Connection(asyncio.Protocol):
         self._fail(UpstreamError("reset", name, sent=self.answered or not unread))
 
     def _fail(self, error: UpstreamError) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        """Every waiter fails: the first with `error`; the ones behind it may have been read."""
+        waiters, self.waiters = self.waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+            error = UpstreamError(error.reason, error.error, sent=True)
         self.close()
 
     def close(self) -> None:
@@ -139,7 +162,13 @@ class _Connection(asyncio.Protocol):
 
 
 class UpstreamPool:
-    """Keep-alive connections to one http(s)://host:port, reused most-recent first."""
+    """Keep-alive connections to one http(s)://host:port.
+
+    A request takes the connection that requests of this same loop iteration are already
+    going out on (up to `depth` on it), else an idle one (most recent first), else a new
+    one; so requests that arrive together leave together, in one write the upstream reads
+    at once, while requests at other moments never wait behind each other.
+    """
 
     def __init__(
         self,
@@ -149,6 +178,7 @@ class UpstreamPool:
         keepalive_timeout: float,
         limit: int,
         host_header: str | None = None,
+        depth: int = 8,
     ) -> None:
         parts = urlsplit(url)
         self.tls = parts.scheme == "https"
@@ -158,23 +188,26 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.keepalive_timeout = keepalive_timeout
         self.limit = limit
+        self.depth = depth
         self.loop = asyncio.get_running_loop()
         self._ssl = ssl.create_default_context() if self.tls else None
         self._idle: list[_Connection] = []
+        self._filling: _Connection | None = None  # has a write queued this iteration
+        self._busy: set[_Connection] = set()
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def get(self, data: bytes, *, time_limit: float, retry_stale: bool = False) -> Reply:
         """Send one request and wait up to time_limit seconds for the whole answer.
 
-        retry_stale sends it once more on a new connection when a reused one turned out
-        to be closed before the upstream read the request (the race every keep-alive pool
-        has with the upstream's idle timeout)."""
+        retry_stale, for an idempotent request, sends it once more on a new connection when
+        a reused one broke before answering: the race every keep-alive pool has with the
+        upstream's idle timeout, or an upstream that closed after the answer before it."""
         connection, reused = await self._acquire()
         try:
             return await self._exchange(connection, data, time_limit)
         except UpstreamError as exc:
-            if not (retry_stale and reused and exc.reason == "reset" and not exc.sent):
+            if not (retry_stale and reused and exc.reason == "reset"):
                 raise
         connection, _ = await self._acquire(fresh=True)
         return await self._exchange(connection, data, time_limit)
@@ -183,31 +216,35 @@ class UpstreamPool:
         waiter = connection.send(data)
         timer = self.loop.call_later(time_limit, self._time_out, connection, waiter)
         try:
-            reply = await waiter
-        except BaseException:
-            connection.close()
-            self._release(connection)
+            return await waiter
+        except asyncio.CancelledError:
+            connection.close()  # its answer would go to the next request
             raise
         finally:
             timer.cancel()
-        if not reply.keep_alive:
-            connection.close()
-        self._release(connection)
-        return reply
 
     @staticmethod
     def _time_out(connection: _Connection, waiter: "asyncio.Future[Reply]") -> None:
         if not waiter.done():
-            connection.waiter = None
             waiter.set_exception(UpstreamError("timeout", "no answer in time", sent=True))
+            # Its answer may still come and would go to the next request: the link is spent.
             connection.close()
 
     async def _acquire(self, *, fresh: bool = False) -> tuple[_Connection, bool]:
         while True:
+            filling = self._filling
+            if (
+                filling is not None
+                and not fresh
+                and not filling.closed
+                and len(filling.waiters) < self.depth
+            ):
+                return filling, True
             now = self.loop.time()
             while self._idle and not fresh:
                 connection = self._idle.pop()
                 if not connection.closed and now - connection.idle_since < self.keepalive_timeout:
+                    self._take(connection)
                     return connection, True
                 connection.close()
             if self._open < self.limit:
@@ -235,11 +272,21 @@ class UpstreamPool:
             self._open -= 1
             self._wake()
             raise
+        self._take(connection)
         return connection, False
 
-    def _release(self, connection: _Connection) -> None:
-        if connection.closed:
-            return  # forget() has counted it out
+    def _take(self, connection: _Connection) -> None:
+        self._busy.add(connection)
+        self._filling = connection
+
+    def flushed(self, connection: _Connection) -> None:
+        """The connection's queued requests went out: later ones start a new write."""
+        if self._filling is connection:
+            self._filling = None
+
+    def idle(self, connection: _Connection) -> None:
+        """Every answer is in: the connection may be reused."""
+        self._busy.discard(connection)
         connection.idle_since = self.loop.time()
         self._idle.append(connection)
         self._wake()
@@ -248,6 +295,9 @@ class UpstreamPool:
         """A connection closed: it no longer counts against the limit."""
         if connection in self._idle:
             self._idle.remove(connection)
+        self._busy.discard(connection)
+        if self._filling is connection:
+            self._filling = None
         self._open -= 1
         self._wake()
 
@@ -259,7 +309,7 @@ class UpstreamPool:
                 return
 
     def close(self) -> None:
-        """Close every idle connection (lifespan end); busy ones close when released."""
-        for connection in self._idle:
+        """Close every connection (lifespan end)."""
+        for connection in [*self._idle, *self._busy]:
             connection.close()
         self._idle.clear()
