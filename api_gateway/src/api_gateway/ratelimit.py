@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 REDIS_RETRY_SECONDS = 1.0
 REDIS_TIMEOUT_SECONDS = 0.25
 KEY_PREFIX = "ratelimit"
+KEY_CACHE_SIZE = 10_000
 # Polled by monitors and probes, which must never be throttled out of seeing an outage.
 EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
 
@@ -91,6 +92,8 @@ class RateLimiter:
         # login attempts are always counted at once.
         self.batched = batched
         self._synced: SyncedCounters | None = None
+        # Storage keys by (policy, key, window): `limits` builds one in several steps.
+        self._keys: dict[tuple[str, str, int], str] = {}
         self.memory = MemoryStorage()
         self.redis: RedisStorage | None = None
         self._pool: ConnectionPool | None = None
@@ -130,7 +133,11 @@ class RateLimiter:
         window = item.get_expiry()
         now = time.time()
         index = int(now // window)
-        storage_key = item.key_for(policy, key, index)
+        storage_key = self._keys.get((policy, key, index))
+        if storage_key is None:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            storage_key = self._keys[policy, key, index] = item.key_for(policy, key, index)
         if self._synced is not None and policy in self.batched and self._redis_usable():
             count = await self._synced.hit(
                 storage_key, window=window, window_end=(index + 1) * window, limit=item.amount

@@ -13,6 +13,7 @@ import logging
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 import httptools
@@ -99,14 +100,36 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(wrapped)
 
 
-class _Slot:
-    """One lane answer's place in its connection's order."""
+class _NoEvent:
+    """uvicorn sets its cycle's message_event when body or disconnect news arrives; a lane
+    request has no body and nobody waits on it."""
 
-    __slots__ = ("cycle", "data")
+    @staticmethod
+    def set() -> None:
+        """Nothing to wake."""
 
-    def __init__(self, cycle: RequestResponseCycle) -> None:
-        self.cycle = cycle
-        self.data: bytes | None = None
+
+class _LaneCycle:
+    """What uvicorn keeps of a request in progress, for a lane request: its place in the
+    connection's order of answers and the flags uvicorn reads and sets."""
+
+    __slots__ = (
+        "data",
+        "disconnected",
+        "keep_alive",
+        "more_body",
+        "on_response",
+        "response_complete",
+    )
+    message_event = _NoEvent()
+
+    def __init__(self, *, keep_alive: bool, on_response: Callable[[], None]) -> None:
+        self.data: bytes | None = None  # the encoded answer, once ready
+        self.keep_alive = keep_alive  # uvicorn clears it on shutdown
+        self.on_response = on_response
+        self.response_complete = False
+        self.disconnected = False
+        self.more_body = False
 
 
 class FastLaneProtocol(CoalescingHttpToolsProtocol):
@@ -119,7 +142,7 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start with no lane answers pending."""
         super().connection_made(transport)
-        self._slots: deque[_Slot] = deque()
+        self._slots: deque[_LaneCycle] = deque()
 
     def on_headers_complete(self) -> None:
         """Start the lane's task for a GET it accepts; anything else goes the ASGI way."""
@@ -128,25 +151,15 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         if lane is None or request is None or not lane.accepts(request):
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
-        self.cycle = cycle = RequestResponseCycle(
-            scope=self.scope,
-            transport=self.transport,
-            flow=self.flow,
-            logger=self.logger,
-            access_logger=self.access_logger,
-            access_log=False,
-            default_headers=self.server_state.default_headers,
-            message_event=asyncio.Event(),
-            expect_100_continue=False,
-            keep_alive=self.parser.should_keep_alive(),
-            on_response=self.on_response_complete,
+        cycle = _LaneCycle(
+            keep_alive=self.parser.should_keep_alive(), on_response=self.on_response_complete
         )
-        slot = _Slot(cycle)
-        self._slots.append(slot)
+        self.cycle = cast(RequestResponseCycle, cycle)
+        self._slots.append(cycle)
         request.request_id = request_id_from(request.headers)
         context = contextvars.copy_context()
         context.run(request_id_var.set, request.request_id)
-        task = self.loop.create_task(self._answer(slot, lane, request), context=context)
+        task = self.loop.create_task(self._answer(cycle, lane, request), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
@@ -183,19 +196,19 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
             scheme=self.scheme or "http",
         )
 
-    async def _answer(self, slot: _Slot, lane: FastLaneHandler, request: FastRequest) -> None:
+    async def _answer(self, cycle: _LaneCycle, lane: FastLaneHandler, request: FastRequest) -> None:
         start = time.perf_counter()
         try:
             answer = await lane.respond(request)
         except Exception:
             log.exception("unhandled error on GET %s", request.path)
             answer = error_response(500, "Internal server error")
-        slot.data = encode(
+        cycle.data = encode(
             answer,
             request_id=request.request_id,
             default_headers=self.server_state.default_headers,
             extra_headers=lane.extra_headers,
-            keep_alive=slot.cycle.keep_alive,  # uvicorn clears it on shutdown
+            keep_alive=cycle.keep_alive,
         )
         self._send_ready()
         elapsed = time.perf_counter() - start
@@ -212,12 +225,11 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         """Write the answers at the head of the line that are ready, in order."""
         slots = self._slots
         while slots and (data := slots[0].data) is not None:
-            cycle = slots.popleft().cycle
+            cycle = slots.popleft()
             if not cycle.disconnected and not self.transport.is_closing():
                 self.transport.write(data)
             # Complete only once written: uvicorn starts a request queued behind it then.
             cycle.response_complete = True
-            cycle.message_event.set()
             if not cycle.keep_alive:
                 slots.clear()
                 self.transport.close()
