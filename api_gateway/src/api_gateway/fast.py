@@ -13,7 +13,7 @@ import gzip
 from svc_common.auth import Principal, TokenError, TokenVerifier, bearer_token
 from svc_common.envelope import error_response
 from svc_common.fastlane import Answer, FastLaneHandler, FastRequest, RawAnswer
-from svc_common.proxy import forward_headers, relayed_headers, route_label
+from svc_common.proxy import lane_headers, relayed_headers, route_label
 from svc_common.upstream import UpstreamError, UpstreamPool, request_head
 
 from api_gateway.config import GatewaySettings
@@ -71,14 +71,7 @@ class GatewayLane(FastLaneHandler):
         limits = decision.headers()
         if not decision.allowed:
             return error_response(429, "Rate limit exceeded", headers=limits)
-        client = request.client[0] if request.client else "unknown"
-        headers = forward_headers(
-            request.headers,
-            client_ip=client,
-            scheme=request.scheme,
-            request_id=request.request_id,
-        )
-        data = request_head(request.target, self.pool.host, headers)
+        data = request_head(request.target, self.pool.host, lane_headers(request))
         try:
             reply = await self.pool.get(
                 data, time_limit=self.settings.upstream_timeout, retry_stale=True

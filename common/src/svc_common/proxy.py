@@ -7,6 +7,7 @@ import aiohttp
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from svc_common.fastlane import FastRequest
 from svc_common.logging import request_id_var
 
 # RFC 9110 section 7.6.1, plus headers the client library or server sets itself.
@@ -138,6 +139,19 @@ def forward_headers(
         out.append((b"x-forwarded-host", host))
     out.append((b"x-request-id", request_id.encode("latin-1")))
     return out
+
+
+def lane_headers(
+    request: FastRequest, *, keep_forwarded: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """forward_headers for a request on the fast lane."""
+    return forward_headers(
+        request.headers,
+        client_ip=request.client[0] if request.client else "unknown",
+        scheme=request.scheme,
+        request_id=request.request_id,
+        keep_forwarded=keep_forwarded,
+    )
 
 
 def relayed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

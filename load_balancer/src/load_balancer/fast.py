@@ -4,7 +4,7 @@ import time
 
 from svc_common.docs import is_docs_path
 from svc_common.fastlane import Answer, FastLaneHandler, FastRequest, RawAnswer
-from svc_common.proxy import forward_headers, relayed_headers, route_label
+from svc_common.proxy import lane_headers, relayed_headers, route_label
 from svc_common.upstream import Reply, UpstreamError, UpstreamPool, request_head
 
 from load_balancer.backends import Backend
@@ -30,14 +30,7 @@ class BalancerLane(FastLaneHandler):
 
     async def respond(self, request: FastRequest) -> Answer:
         """The first backend answer, relayed; or 502/503/504 when no backend answered."""
-        client = request.client[0] if request.client else "unknown"
-        headers = forward_headers(
-            request.headers,
-            client_ip=client,
-            scheme=request.scheme,
-            request_id=request.request_id,
-            keep_forwarded=True,
-        )
+        headers = lane_headers(request, keep_forwarded=True)
         replies: list[Reply] = []
 
         async def attempt(backend: Backend, deadline: float) -> int:

@@ -1,0 +1,159 @@
+"""One keep-alive HTTP/1.1 connection of the fast lane's client (svc_common.upstream).
+
+Requests go out as the caller built them; answers are parsed with httptools, the parser
+uvicorn uses, and handed to the waiting requests in order (HTTP/1.1 pipelining).
+"""
+
+import asyncio
+import errno
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+if TYPE_CHECKING:
+    from svc_common.upstream import UpstreamPool as Owner
+
+# Bigger answers are refused rather than held in memory (the lane buffers whole answers).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# A reset with our request still unread in the upstream's buffer: it never saw the request.
+_UNREAD_RESETS = frozenset({errno.ECONNRESET, errno.EPIPE})
+
+
+class UpstreamError(Exception):
+    """A try with no complete answer: `reason` is connect, reset or timeout; `sent` says
+    whether the upstream may have seen the request."""
+
+    def __init__(self, reason: str, error: str, *, sent: bool) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
+        self.error = error
+        self.sent = sent
+
+
+class Reply:
+    """One complete answer; header names are lower-case."""
+
+    __slots__ = ("body", "headers", "keep_alive", "status")
+
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+
+def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A bodiless GET for target, with these headers."""
+    out = [b"GET ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    for name, value in headers:
+        out += (name, b": ", value, b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; requests of the same moment may share it, pipelined."""
+
+    def __init__(self, pool: "Owner") -> None:
+        self.pool = pool
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        # Oldest first: HTTP/1.1 answers come in the order the requests went.
+        self.waiters: deque[asyncio.Future[Reply]] = deque()
+        self.outbox: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.answered = False  # any byte of an answer arrived since the last complete one
+        self.closed = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport."""
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def send(self, data: bytes) -> "asyncio.Future[Reply]":
+        """Queue one request; it leaves with the others of this loop iteration, in one write.
+
+        The future gets its answer."""
+        waiter = self.pool.loop.create_future()
+        self.waiters.append(waiter)
+        if not self.outbox:
+            self.pool.loop.call_soon(self._flush)
+        self.outbox.append(data)
+        return waiter
+
+    def _flush(self) -> None:
+        outbox, self.outbox = self.outbox, []
+        self.pool.flushed(self)
+        if self.transport is not None and not self.closed and outbox:
+            self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; an answer nobody asked for, or a malformed one, ends the link."""
+        self.answered = True
+        if not self.waiters:
+            self._fail(UpstreamError("reset", "unsolicited answer", sent=True))
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__  # what a callback of ours raised, if one did
+            if not isinstance(cause, UpstreamError):
+                cause = UpstreamError("reset", f"malformed answer: {exc}", sent=True)
+            self._fail(cause)
+
+    def on_message_begin(self) -> None:
+        """httptools callback."""
+        self.headers, self.body, self.size = [], [], 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """httptools callback."""
+        self.headers.append((name.lower(), value))
+
+    def on_body(self, body: bytes) -> None:
+        """httptools callback."""
+        self.size += len(body)
+        if self.size > MAX_BODY_BYTES:
+            raise UpstreamError("reset", "answer too large", sent=True)
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        """httptools callback: hand the answer to the oldest waiter."""
+        self.answered = False
+        waiter = self.waiters.popleft()
+        keep_alive = self.parser.should_keep_alive()
+        if not waiter.done():
+            body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+            status = self.parser.get_status_code()
+            waiter.set_result(Reply(status, self.headers, body, keep_alive))
+        if not keep_alive:
+            self._fail(UpstreamError("reset", "closed by upstream", sent=True))
+        elif not self.waiters:
+            self.pool.idle(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Whoever waits learns whether the upstream can have seen their requests."""
+        self.closed = True
+        self.pool.forget(self)
+        unread = isinstance(exc, OSError) and exc.errno in _UNREAD_RESETS
+        name = type(exc).__name__ if exc else "closed by upstream"
+        self._fail(UpstreamError("reset", name, sent=self.answered or not unread))
+
+    def _fail(self, error: UpstreamError) -> None:
+        """Every waiter fails: the first with `error`; the ones behind it may have been read."""
+        waiters, self.waiters = self.waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+            error = UpstreamError(error.reason, error.error, sent=True)
+        self.close()
+
+    def close(self) -> None:
+        """Drop the connection."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
