@@ -8,8 +8,6 @@ connection, and the answer comes back with the rate-limit headers (and gzip when
 and worth it), as the ASGI middleware would have sent it.
 """
 
-import gzip
-
 from svc_common.auth import Principal, TokenError, TokenVerifier, bearer_token
 from svc_common.envelope import error_response
 from svc_common.fastlane import Answer, FastLaneHandler, FastRequest, RawAnswer
@@ -17,6 +15,7 @@ from svc_common.proxy import lane_headers, relayed_headers, route_label
 from svc_common.upstream import UpstreamError, UpstreamPool, request_head
 
 from api_gateway.config import GatewaySettings
+from api_gateway.edge import accepts_gzip, gzip_body
 from api_gateway.proxy import is_forwarded
 from api_gateway.ratelimit import RateLimiter
 
@@ -84,24 +83,10 @@ class GatewayLane(FastLaneHandler):
         out = relayed_headers(reply.headers)
         out += [(name.lower().encode(), value.encode()) for name, value in limits.items()]
         body = reply.body
-        if len(body) >= self.settings.gzip_min_bytes and _accepts_gzip(request):
-            body = _gzip(out, body)
+        if len(body) >= self.settings.gzip_min_bytes and accepts_gzip(request.headers):
+            body = gzip_body(out, body)
         return RawAnswer(reply.status, out, body)
 
     def close(self) -> None:
         """Close the pooled connections (lifespan end)."""
         self.pool.close()
-
-
-def _accepts_gzip(request: FastRequest) -> bool:
-    encodings = request.header(b"accept-encoding")
-    return encodings is not None and b"gzip" in encodings
-
-
-def _gzip(headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    """As Starlette's GZipMiddleware: compress unless encoded already, and vary on it."""
-    if any(name == b"content-encoding" for name, _ in headers):
-        return body
-    headers.append((b"content-encoding", b"gzip"))
-    headers.append((b"vary", b"Accept-Encoding"))
-    return gzip.compress(body, compresslevel=6)

@@ -21,9 +21,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from svc_common.envelope import error_response
 from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, encode
-from svc_common.logging import log_access, request_id_var
-from svc_common.metrics import observe
-from svc_common.middleware import QUIET_PATHS, request_id_from
+from svc_common.logging import request_id_var
+from svc_common.middleware import finished, request_id_from
 
 log = logging.getLogger(__name__)
 
@@ -211,15 +210,15 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
             keep_alive=cycle.keep_alive,
         )
         self._send_ready()
-        elapsed = time.perf_counter() - start
-        status = answer.status_code
-        observe("GET", request.route, status, elapsed)
-        if lane.access_log:
-            log_access(
-                logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
-                f"GET {request.path} {status} {elapsed * 1000:.1f}ms",
-                request.log_extra,
-            )
+        finished(
+            "GET",
+            request.path,
+            request.route,
+            answer.status_code,
+            time.perf_counter() - start,
+            log_extra=request.log_extra,
+            access_log=lane.access_log,
+        )
 
     def _send_ready(self) -> None:
         """Write the answers at the head of the line that are ready, in order."""

@@ -138,6 +138,19 @@ class Backend:
         steady = self.health is Health.UP and self.fail_streak == 0 and self.ejected_at is None
         return settings.health_interval if steady else settings.fast_interval
 
+    def try_sent(self) -> float:
+        """Count a try going out here; returns when it started."""
+        self.requests += 1
+        self.metrics.requests.inc()
+        self.in_flight += 1
+        return time.perf_counter()
+
+    def try_done(self, started: float, status: int | None) -> None:
+        """A try ended, with the status that came back (None: no answer)."""
+        self.in_flight -= 1
+        if status is not None and status < 500:
+            self.record_success(time.perf_counter() - started)
+
     def record_success(self, seconds: float) -> None:
         """A try that got a non-5xx answer."""
         self.errors_in_row = 0

@@ -52,10 +52,8 @@ class BalancerLane(FastLaneHandler):
         pool = self._pool(backend)
         left = deadline - time.monotonic()
         timeout = min(self.settings.try_timeout, left)
-        backend.requests += 1
-        backend.metrics.requests.inc()
-        backend.in_flight += 1
-        started = time.perf_counter()
+        started = backend.try_sent()
+        reply = None
         try:
             reply = await pool.get(request_head(target, pool.host, headers), time_limit=timeout)
         except UpstreamError as exc:
@@ -63,9 +61,7 @@ class BalancerLane(FastLaneHandler):
             reason = "deadline" if exc.reason == "timeout" and left <= timeout else exc.reason
             raise TryFailed(reason, exc.error, sent=exc.sent) from exc
         finally:
-            backend.in_flight -= 1
-        if reply.status < 500:
-            backend.record_success(time.perf_counter() - started)
+            backend.try_done(started, reply.status if reply else None)
         return reply
 
     def _pool(self, backend: Backend) -> UpstreamPool:

@@ -183,10 +183,8 @@ class Balancer:
             sock_connect=self.settings.connect_timeout,
             sock_read=self.settings.try_timeout,
         )
-        backend.requests += 1
-        backend.metrics.requests.inc()
-        backend.in_flight += 1
-        started = time.perf_counter()
+        started = backend.try_sent()
+        status = None
         try:
             async with self._session.request(
                 scope["method"],
@@ -197,13 +195,12 @@ class Balancer:
                 allow_redirects=False,
             ) as response:
                 await relay_response(response, send)
+                status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc) from exc
         finally:
-            backend.in_flight -= 1
-        if response.status < 500:
-            backend.record_success(time.perf_counter() - started)
-        return response.status
+            backend.try_done(started, status)
+        return status
 
 
 class BalancerMiddleware:
