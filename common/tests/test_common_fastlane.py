@@ -10,9 +10,9 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from prometheus_client import REGISTRY
 from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, RawAnswer
 from svc_common.logging import request_id_var
-from svc_common.metrics import REQUESTS
 from svc_common.transport import FastLaneProtocol
 
 
@@ -109,9 +109,12 @@ async def raw_exchange(url: str, data: bytes, *, until: int = 1) -> bytes:
     return received
 
 
+LANE_LABELS = {"method": "GET", "route": "/lane/{x}", "status": "200"}
+
+
 async def test_an_accepted_get_is_answered_by_the_lane_with_request_id_and_metrics() -> None:
     lane = EchoLane()
-    before = REQUESTS.labels("GET", "/lane/{x}", "200")._value.get()
+    before = REGISTRY.get_sample_value("http_requests_total", LANE_LABELS) or 0
     async with running(lane) as url, httpx.AsyncClient(base_url=url) as client:
         response = await client.get("/lane/a%20b?q=1", headers={"X-Request-ID": "req-7"})
     assert response.status_code == 200
@@ -121,7 +124,7 @@ async def test_an_accepted_get_is_answered_by_the_lane_with_request_id_and_metri
     assert response.headers["content-length"] == str(len(response.content))
     assert "date" in response.headers
     assert lane.request_ids == ["req-7"], "log lines of the lane's task carry the request id"
-    assert REQUESTS.labels("GET", "/lane/{x}", "200")._value.get() == before + 1
+    assert REGISTRY.get_sample_value("http_requests_total", LANE_LABELS) == before + 1
 
 
 async def test_declined_paths_other_methods_and_bodies_take_the_asgi_path() -> None:

@@ -3,11 +3,14 @@
 import asyncio
 import io
 import logging
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+import orjson
 import pytest
 from svc_common.logging import (
+    Entry,
     JsonFormatter,
     LineFormatter,
     LoopBatchedHandler,
@@ -140,3 +143,28 @@ async def test_with_a_flush_interval_access_lines_wait_for_it_and_leave_together
     assert stream.getvalue().count("\n") == 2
     assert "GET /a" in stream.getvalue()
     assert "GET /b" in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "created", [1_790_000_000.25, 1_790_000_000.9999996, 1_790_000_000.0004999, 1_790_000_061.617]
+)
+def test_json_timestamps_are_the_isoformat_of_the_moment_to_the_millisecond(
+    created: float,
+) -> None:
+    formatter = JsonFormatter()
+    formatter.line(Entry(created - 1, "INFO", "s", "-", "access", "warm the per-second part", {}))
+    line = formatter.line(Entry(created, "INFO", "s", "-", "access", "GET /x 200 1.0ms", {}))
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert orjson.loads(line)["ts"] == expected
+
+
+async def test_a_buffered_access_line_keeps_the_request_id_of_its_request() -> None:
+    stream = io.StringIO()
+    handler = LoopBatchedHandler(stream, service="svc")
+    handler.setFormatter(JsonFormatter())
+    token = request_id_var.set("req-9")
+    handler.emit_access(logging.INFO, "GET /x 200 1.0ms", {})
+    request_id_var.reset(token)
+    assert stream.getvalue() == "", "formatted when the batch is written"
+    await asyncio.sleep(0)
+    assert orjson.loads(stream.getvalue())["request_id"] == "req-9"

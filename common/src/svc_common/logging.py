@@ -5,8 +5,7 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -61,9 +60,23 @@ class Entry(NamedTuple):
 class LineFormatter(logging.Formatter):
     """Formats a line from its parts, so access lines can skip building a LogRecord."""
 
+    utc = False  # else local time, as logging.Formatter shows it
+    _second = -1
+    _stamp = ""
+
     def line(self, entry: "Entry") -> str:
         """One line, without a trailing newline."""
         raise NotImplementedError
+
+    def timestamp(self, created: float, pattern: str, millis: str) -> str:
+        """created as `pattern` (strftime, UTC or local time) plus its milliseconds as
+        `millis` formats them; the part down to the second is built once a second, not a line."""
+        second, micros = divmod(round(created * 1_000_000), 1_000_000)
+        if second != self._second:
+            parts = time.gmtime(second) if self.utc else self.converter(second)
+            self._stamp = time.strftime(pattern, parts)
+            self._second = second
+        return self._stamp + millis % (micros // 1000)
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line (plus its traceback, if any)."""
@@ -83,10 +96,12 @@ class LineFormatter(logging.Formatter):
 class JsonFormatter(LineFormatter):
     """One JSON object per line, for log shippers."""
 
+    utc = True  # the `ts` field
+
     def line(self, entry: "Entry") -> str:
         """The JSON object."""
         fields: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(entry.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(entry.created, "%Y-%m-%dT%H:%M:%S", ".%03d+00:00"),
             "level": entry.level,
             "service": entry.service,
             "request_id": entry.request_id,
@@ -108,9 +123,8 @@ class TextFormatter(LineFormatter):
 
     def line(self, entry: "Entry") -> str:
         """`time level service [request id] message key=value ...`."""
-        stamp = time.strftime(self.default_time_format, self.converter(entry.created))
-        millis = int(entry.created % 1 * 1000)
-        text = f"{stamp},{millis:03d} {entry.level:<5} {entry.service} [{entry.request_id}]"
+        stamp = self.timestamp(entry.created, self.default_time_format, ",%03d")
+        text = f"{stamp} {entry.level:<5} {entry.service} [{entry.request_id}]"
         text += " " + entry.message
         if entry.extras:
             text += " " + " ".join(f"{k}={v}" for k, v in entry.extras.items())
@@ -150,7 +164,7 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.service = service
         self.flush_after = flush_after
         self.batched = batched
-        self._lines: list[str] = []
+        self._lines: list[str | Entry] = []
         self._scheduled = False
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -161,10 +175,12 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def emit_access(self, level: int, message: str, extras: dict[str, Any]) -> None:
-        """An access line from its parts: what emit() writes for it, without a LogRecord."""
-        formatter = self.formatter
-        assert isinstance(formatter, LineFormatter)
-        line = formatter.line(
+        """An access line from its parts: what emit() writes for it, without a LogRecord.
+
+        Only the parts are kept here; the lines are formatted together when they are written,
+        one tight loop instead of formatting work scattered through every request."""
+        assert isinstance(self.formatter, LineFormatter), "access lines need a LineFormatter"
+        self._add(
             Entry(
                 time.time(),
                 logging.getLevelName(level),
@@ -173,13 +189,13 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 ACCESS_LOGGER,
                 message,
                 extras,
-            )
+            ),
+            batched=True,
         )
-        self._add(line, batched=True)
 
-    def _add(self, line: str, *, batched: bool) -> None:
+    def _add(self, line: "str | Entry", *, batched: bool) -> None:
         lines = self._lines
-        lines.append(line + self.terminator)
+        lines.append(line)
         if batched and len(lines) < MAX_BUFFERED_LINES:
             if self._scheduled:
                 return
@@ -202,10 +218,18 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_out()
 
     def _write_out(self) -> None:
-        if self._lines:
-            text, self._lines = "".join(self._lines), []
-            self.stream.write(text)
-            self.stream.flush()
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        formatter = cast(LineFormatter, self.formatter)  # emit_access checked it
+        end = self.terminator
+        self.stream.write(
+            "".join(
+                line + end if isinstance(line, str) else formatter.line(line) + end
+                for line in lines
+            )
+        )
+        self.stream.flush()
 
     def flush(self) -> None:
         """Write what is buffered (logging.shutdown calls this at exit)."""
