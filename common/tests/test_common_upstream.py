@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from svc_common.upstream import UpstreamError, UpstreamPool, request_head
+from svc_common.upstream_link import Connection
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
@@ -238,3 +239,30 @@ async def test_a_timeout_spends_the_connection_and_fails_the_requests_behind_it_
     assert isinstance(results[1], UpstreamError)
     assert (results[0].reason, results[1].reason) == ("timeout", "reset")
     assert results[1].sent, "it went out behind the first: the upstream may have read it"
+
+
+class RecordingTransport:
+    """Stands in for a connection's transport: records each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def abort(self) -> None:
+        pass
+
+
+async def test_a_connection_filled_to_the_depth_sends_at_once_not_at_the_iteration_end() -> None:
+    pool = pool_for("http://127.0.0.1:9", depth=2)
+    connection = Connection(pool)
+    transport = RecordingTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.send(b"one ")
+    assert transport.writes == [], "waits for the other requests of this iteration"
+    connection.send(b"two ")
+    assert transport.writes == [b"one two "], "full: nothing more can join this write"
+    await asyncio.sleep(0)
+    assert transport.writes == [b"one two "], "not sent twice"
+    connection.close()

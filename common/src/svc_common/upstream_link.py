@@ -76,7 +76,8 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def send(self, data: bytes) -> "asyncio.Future[Reply]":
-        """Queue one request; it leaves with the others of this loop iteration, in one write.
+        """Queue one request; it leaves with the others of this loop iteration, in one write,
+        or at once when it fills the connection (the pool's depth).
 
         The future gets its answer."""
         waiter = self.pool.loop.create_future()
@@ -84,6 +85,10 @@ class Connection(asyncio.Protocol):
         if not self.outbox:
             self.pool.loop.call_soon(self._flush)
         self.outbox.append(data)
+        if len(self.outbox) >= self.pool.depth:
+            # Nothing more can join this write: sending it now lets the upstream start on it
+            # while this process goes on with the rest of the iteration (same number of writes).
+            self._flush()
         return waiter
 
     def _flush(self) -> None:
