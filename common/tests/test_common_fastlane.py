@@ -60,10 +60,15 @@ def app_with(lane: EchoLane) -> FastAPI:
 
 
 @asynccontextmanager
-async def running(lane: EchoLane) -> AsyncIterator[str]:
+async def running(lane: EchoLane, *, keep_alive: float = 5.0) -> AsyncIterator[str]:
     """uvicorn with the fast-lane protocol on a free loopback port."""
     config = uvicorn.Config(
-        app_with(lane), host="127.0.0.1", port=0, http=FastLaneProtocol, log_config=None
+        app_with(lane),
+        host="127.0.0.1",
+        port=0,
+        http=FastLaneProtocol,
+        log_config=None,
+        timeout_keep_alive=keep_alive,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -206,3 +211,22 @@ async def test_pipelined_lane_requests_run_together_and_answer_in_order() -> Non
         received = await exchange
     order = [received.index(b"lane /lane/" + name) for name in (b"slow-1", b"2", b"3")]
     assert order == sorted(order), "answers leave in the order the requests came"
+
+
+async def test_an_idle_connection_closes_a_keep_alive_time_after_its_last_answer() -> None:
+    request = b"GET /lane/a HTTP/1.1\r\nhost: x\r\n\r\n"
+    async with running(EchoLane(), keep_alive=1.0) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        opened = asyncio.get_running_loop().time()
+        for pause in (0.0, 0.7, 0.7):  # the last request comes after the first answer's timer
+            await asyncio.sleep(pause)
+            writer.write(request)
+            answer = await asyncio.wait_for(reader.readuntil(b"lane /lane/a"), 5)
+            assert answer.startswith(b"HTTP/1.1 200"), "still open: idle less than 1 s"
+        answered = asyncio.get_running_loop().time()
+        assert answered - opened > 1.0
+        assert await asyncio.wait_for(reader.read(), 5) == b"", "closed once idle for 1 s"
+        closed = asyncio.get_running_loop().time()
+        writer.close()
+    assert 0.9 < closed - answered < 2.5

@@ -1,43 +1,41 @@
-"""The request metrics, counted without locks, read as a Counter and a Histogram would."""
+"""Series counted without locks, read as prometheus_client's Counter and Histogram would be."""
 
-from prometheus_client import CollectorRegistry, generate_latest
-from svc_common.metrics import RequestMetrics
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from svc_common.metrics import LoopCounter, LoopHistogram, observe
 
 
-def _registry(metrics: RequestMetrics) -> CollectorRegistry:
+def test_a_loop_counter_counts_per_label_set_and_forgets_a_removed_one() -> None:
     registry = CollectorRegistry()
-    registry.register(metrics)
-    return registry
+    tries = LoopCounter("tries", "Tries.", ["backend"], registry=registry)
+    for backend in ("a", "a", "b"):
+        tries.labels(backend).inc()
+    assert registry.get_sample_value("tries_total", {"backend": "a"}) == 2
+    assert registry.get_sample_value("tries_total", {"backend": "b"}) == 1
+    tries.remove("b")
+    assert registry.get_sample_value("tries_total", {"backend": "b"}) is None
 
 
-def test_requests_are_counted_by_method_route_and_status() -> None:
-    metrics = RequestMetrics()
-    for status in (200, 200, 404):
-        metrics.observe("GET", "/itens/{item_id}", status, 0.002)
-    registry = _registry(metrics)
-    labels = {"method": "GET", "route": "/itens/{item_id}"}
-    assert registry.get_sample_value("http_requests_total", {**labels, "status": "200"}) == 2
-    assert registry.get_sample_value("http_requests_total", {**labels, "status": "404"}) == 1
-
-
-def test_latency_buckets_are_cumulative_and_a_bound_counts_in_its_own_bucket() -> None:
-    metrics = RequestMetrics(buckets=(0.01, 0.1))
+def test_histogram_buckets_are_cumulative_and_a_bound_counts_in_its_own_bucket() -> None:
+    registry = CollectorRegistry()
+    latency = LoopHistogram("latency", "Latency.", ["route"], (0.01, 0.1), registry=registry)
     for seconds in (0.005, 0.01, 0.05, 3.0):
-        metrics.observe("POST", "/itens", 201, seconds)
-    registry = _registry(metrics)
-    labels = {"method": "POST", "route": "/itens"}
-    bucket = "http_request_duration_seconds_bucket"
+        latency.labels("/itens").observe(seconds)
+    labels = {"route": "/itens"}
+    bucket = "latency_bucket"
     assert registry.get_sample_value(bucket, {**labels, "le": "0.01"}) == 2, "le is inclusive"
     assert registry.get_sample_value(bucket, {**labels, "le": "0.1"}) == 3
     assert registry.get_sample_value(bucket, {**labels, "le": "+Inf"}) == 4
-    assert registry.get_sample_value("http_request_duration_seconds_count", labels) == 4
-    assert registry.get_sample_value("http_request_duration_seconds_sum", labels) == 3.065
+    assert registry.get_sample_value("latency_count", labels) == 4
+    assert registry.get_sample_value("latency_sum", labels) == 3.065
 
 
-def test_the_exposition_declares_a_counter_and_a_histogram() -> None:
-    metrics = RequestMetrics()
-    metrics.observe("GET", "/saude", 200, 0.001)
-    text = generate_latest(_registry(metrics)).decode()
+def test_requests_are_exposed_as_a_counter_and_a_histogram_by_route_and_status() -> None:
+    labels = {"method": "GET", "route": "/test_common_metrics/{x}"}
+    for status in (200, 200, 404):
+        observe("GET", labels["route"], status, 0.002)
+    assert REGISTRY.get_sample_value("http_requests_total", {**labels, "status": "200"}) == 2
+    assert REGISTRY.get_sample_value("http_requests_total", {**labels, "status": "404"}) == 1
+    assert REGISTRY.get_sample_value("http_request_duration_seconds_count", labels) == 3
+    text = generate_latest().decode()
     assert "# TYPE http_requests_total counter" in text
     assert "# TYPE http_request_duration_seconds histogram" in text
-    assert 'http_requests_total{method="GET",route="/saude",status="200"} 1.0' in text

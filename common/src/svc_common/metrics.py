@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from itertools import accumulate
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -14,57 +14,126 @@ from starlette.responses import Response
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class RequestMetrics(Collector):
-    """http_requests_total and http_request_duration_seconds, counted in plain dicts and lists.
+class _Count:
+    __slots__ = ("value",)
 
-    prometheus_client's Counter and Histogram take a lock for every value they touch (three
-    per request here); these series are only ever written on the event loop's thread (the
-    middleware and the fast lane run there), so they need none and are rendered at scrape time.
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        """Add one."""
+        self.value += 1
+
+
+class _Buckets:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one value in its bucket."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class LoopCounter(Collector):
+    """A labelled counter kept in plain attributes, rendered at scrape time.
+
+    prometheus_client's Counter and Histogram take a lock for every value they touch; series
+    that only the event loop's thread writes (the middleware, the fast lane, the balancer's
+    tries) need none. A scrape on another thread may see one request counted in one series
+    and not yet in its sibling, as with prometheus_client's per-value locks.
     """
 
-    def __init__(self, buckets: tuple[float, ...] = BUCKETS) -> None:
-        self.bounds = buckets
-        self._le = [*map(floatToGoString, buckets), "+Inf"]
-        self.requests: dict[tuple[str, str, int], int] = {}
-        # Per (method, route): a count per bucket (the last one +Inf), then the sum.
-        self.latency: dict[tuple[str, str], list[float]] = {}
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: list[str],
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.series: dict[tuple[str, ...], _Count] = {}
+        registry.register(self)
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one finished request."""
-        key = (method, route, status)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        series = self.latency.get((method, route))
-        if series is None:
-            series = self.latency[method, route] = [0] * (len(self.bounds) + 2)
-        series[bisect_left(self.bounds, seconds)] += 1
-        series[-1] += seconds
+    def labels(self, *values: str) -> _Count:
+        """The series of these label values (made on first use)."""
+        return self.series.get(values) or self.series.setdefault(values, _Count())
+
+    def remove(self, *values: str) -> None:
+        """Forget a series."""
+        self.series.pop(values, None)
 
     def collect(self) -> Iterator[Metric]:
-        """The two families, as a Counter and a Histogram would expose them."""
-        requests = CounterMetricFamily(
-            "http_requests",
-            "HTTP requests handled, by route template, method and status code.",
-            labels=["method", "route", "status"],
-        )
-        for (method, route, status), count in list(self.requests.items()):
-            requests.add_metric([method, route, str(status)], count)
-        latency = HistogramMetricFamily(
-            "http_request_duration_seconds",
-            "Time from request start to the last response byte, by route template and method.",
-            labels=["method", "route"],
-        )
-        for (method, route), series in list(self.latency.items()):
-            counts = list(accumulate(series[:-1]))
-            latency.add_metric(
-                [method, route], list(zip(self._le, counts, strict=True)), series[-1]
-            )
-        yield requests
-        yield latency
+        """The family as a Counter exposes it."""
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, count in list(self.series.items()):
+            family.add_metric(list(values), count.value)
+        yield family
 
 
-REQUEST_METRICS = RequestMetrics()
-REGISTRY.register(REQUEST_METRICS)
-observe = REQUEST_METRICS.observe
+class LoopHistogram(Collector):
+    """A labelled histogram kept in plain lists, rendered at scrape time (see LoopCounter)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: list[str],
+        buckets: tuple[float, ...] = BUCKETS,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labelnames
+        self.bounds = buckets
+        self._le = [*map(floatToGoString, buckets), "+Inf"]
+        self.series: dict[tuple[str, ...], _Buckets] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Buckets:
+        """The series of these label values (made on first use)."""
+        return self.series.get(values) or self.series.setdefault(values, _Buckets(self.bounds))
+
+    def remove(self, *values: str) -> None:
+        """Forget a series."""
+        self.series.pop(values, None)
+
+    def collect(self) -> Iterator[Metric]:
+        """The family as a Histogram exposes it: cumulative buckets, count and sum."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, series in list(self.series.items()):
+            cumulative = zip(self._le, accumulate(series.counts), strict=True)
+            family.add_metric(list(values), list(cumulative), series.sum)
+        yield family
+
+
+REQUESTS = LoopCounter(
+    "http_requests",
+    "HTTP requests handled, by route template, method and status code.",
+    ["method", "route", "status"],
+)
+LATENCY = LoopHistogram(
+    "http_request_duration_seconds",
+    "Time from request start to the last response byte, by route template and method.",
+    ["method", "route"],
+)
+# The series of each (method, route, status), looked up once.
+_children: dict[tuple[str, str, int], tuple[_Count, _Buckets]] = {}
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one finished request."""
+    key = (method, route, status)
+    pair = _children.get(key)
+    if pair is None:
+        pair = _children[key] = (
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(method, route),
+        )
+    pair[0].inc()
+    pair[1].observe(seconds)
 
 
 metrics_router = APIRouter(tags=["observability"])

@@ -91,12 +91,57 @@ class CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol over a CoalescingTransport."""
+    """HttpToolsProtocol over a CoalescingTransport, with a keep-alive timer per idle stretch.
+
+    uvicorn arms a keep-alive timer after every response and cancels it when the next
+    request's bytes arrive: a timer made and dropped per request. Here a response notes when
+    the connection went idle and arms a timer only if none is armed; when it fires it closes
+    the connection if that idle stretch has lasted the keep-alive time, else it waits out the rest.
+    """
+
+    _idle_since: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Hand uvicorn the wrapped transport."""
         wrapped: Any = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(wrapped)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this when bytes arrive: the connection is busy, not idle.
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but the keep-alive timer is armed only when none is."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive_expired
+            )
+
+    def _keep_alive_expired(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # a request came in; its response arms the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_expired)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, and the keep-alive timer goes too."""
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
 
 class _NoEvent:

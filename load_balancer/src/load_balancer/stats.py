@@ -3,7 +3,8 @@
 from array import array
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
+from svc_common.metrics import LoopCounter, LoopHistogram
 
 UP = Gauge(
     "balancer_backend_up",
@@ -11,7 +12,8 @@ UP = Gauge(
     ["backend"],
 )
 IN_FLIGHT = Gauge("balancer_backend_in_flight", "Requests open on the backend now.", ["backend"])
-REQUESTS = Counter("balancer_backend_requests", "Tries sent to the backend.", ["backend"])
+# Counted on every try, so kept without locks (svc_common.metrics); the rest are rare events.
+REQUESTS = LoopCounter("balancer_backend_requests", "Tries sent to the backend.", ["backend"])
 FAILURES = Counter(
     "balancer_backend_failures",
     "Tries that failed: connect, timeout, reset or a 5xx answer.",
@@ -20,11 +22,10 @@ FAILURES = Counter(
 EJECTIONS = Counter(
     "balancer_backend_ejections", "Times the backend was taken out after failures.", ["backend"]
 )
-LATENCY = Histogram(
+LATENCY = LoopHistogram(
     "balancer_backend_latency_seconds",
     "Time from sending a try to the backend to its last response byte.",
     ["backend"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 RETRIES = Counter(
     "balancer_retries",
