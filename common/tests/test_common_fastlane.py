@@ -12,8 +12,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY
 from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, RawAnswer
+from svc_common.lane_protocol import FastLaneProtocol
 from svc_common.logging import request_id_var
-from svc_common.transport import FastLaneProtocol
 
 
 class EchoLane(FastLaneHandler):

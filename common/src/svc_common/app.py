@@ -15,12 +15,12 @@ from svc_common.auth import TokenVerifier
 from svc_common.docs import OpenAPIProvider, install_docs
 from svc_common.envelope import install_error_handlers
 from svc_common.health import HealthCheck, health_router
+from svc_common.lane_protocol import FastLaneProtocol
 from svc_common.logging import configure_logging
 from svc_common.metrics import metrics_router
 from svc_common.middleware import RequestContextMiddleware
 from svc_common.revocation import RevocationList
 from svc_common.settings import AuthSettings, ServiceSettings
-from svc_common.transport import FastLaneProtocol
 
 KEEP_ALIVE_SECONDS = 75
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h

@@ -1,34 +1,16 @@
-"""uvicorn's httptools protocol with one write per response, and the fast lane on top.
+"""uvicorn's httptools protocol with one write per response.
 
 uvicorn writes the status line and headers as soon as `http.response.start` arrives, and the
 body in a second write: two system calls, and two wake-ups of the client, per response.
 Here every write a connection makes during one event-loop iteration is joined and leaves
 once that iteration ends; a response sent in one go (almost all of ours) is one write.
-FastLaneProtocol adds the fast lane (svc_common.fastlane) to that protocol.
+svc_common.lane_protocol adds the fast lane (svc_common.fastlane) to this protocol.
 """
 
 import asyncio
-import contextvars
-import logging
-import time
-import urllib.parse
-from collections import deque
-from collections.abc import Callable
 from typing import Any, cast
 
-import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-
-from svc_common.envelope import error_response
-from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, encode
-from svc_common.logging import request_id_var
-from svc_common.middleware import finished, request_id_from
-
-log = logging.getLogger(__name__)
-
-# Lane answers a connection may have pending; more pipelined requests wait their turn.
-MAX_PIPELINED = 32
-_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CoalescingTransport:
@@ -142,142 +124,3 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
-
-
-class _NoEvent:
-    """uvicorn sets its cycle's message_event when body or disconnect news arrives; a lane
-    request has no body and nobody waits on it."""
-
-    @staticmethod
-    def set() -> None:
-        """Nothing to wake."""
-
-
-class _LaneCycle:
-    """What uvicorn keeps of a request in progress, for a lane request: its place in the
-    connection's order of answers and the flags uvicorn reads and sets."""
-
-    __slots__ = (
-        "data",
-        "disconnected",
-        "keep_alive",
-        "more_body",
-        "on_response",
-        "response_complete",
-    )
-    message_event = _NoEvent()
-
-    def __init__(self, *, keep_alive: bool, on_response: Callable[[], None]) -> None:
-        self.data: bytes | None = None  # the encoded answer, once ready
-        self.keep_alive = keep_alive  # uvicorn clears it on shutdown
-        self.on_response = on_response
-        self.response_complete = False
-        self.disconnected = False
-        self.more_body = False
-
-
-class FastLaneProtocol(CoalescingHttpToolsProtocol):
-    """uvicorn's httptools protocol that hands accepted GETs to the service's lane.
-
-    Pipelined lane requests (our own proxies send the GETs of one moment together on one
-    connection) run at the same time; their answers leave in the order they were asked.
-    """
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start with no lane answers pending."""
-        super().connection_made(transport)
-        self._slots: deque[_LaneCycle] = deque()
-
-    def on_headers_complete(self) -> None:
-        """Start the lane's task for a GET it accepts; anything else goes the ASGI way."""
-        lane: FastLaneHandler | None = self.app_state.get(LANE)
-        request = None if lane is None else self._lane_request()
-        if lane is None or request is None or not lane.accepts(request):
-            super().on_headers_complete()  # queues behind pending lane answers, if any
-            return
-        cycle = _LaneCycle(
-            keep_alive=self.parser.should_keep_alive(), on_response=self.on_response_complete
-        )
-        self.cycle = cast(RequestResponseCycle, cycle)
-        self._slots.append(cycle)
-        request.request_id = request_id_from(request.headers)
-        context = contextvars.copy_context()
-        context.run(request_id_var.set, request.request_id)
-        task = self.loop.create_task(self._answer(cycle, lane, request), context=context)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
-    def _lane_request(self) -> FastRequest | None:
-        """The request, if it may take the lane: a bodiless HTTP/1.1 GET that is not queued
-        behind an ASGI request of the same connection."""
-        parser = self.parser
-        if (
-            parser.get_method() != b"GET"
-            or parser.get_http_version() != "1.1"
-            or parser.should_upgrade()
-            or self.expect_100_continue
-            or self.limit_concurrency is not None
-            or len(self._slots) >= MAX_PIPELINED
-            # An ASGI request in progress or queued: uvicorn runs what follows it in turn.
-            or (self.cycle is not None and not self.cycle.response_complete and not self._slots)
-            or self.pipeline
-        ):
-            return None
-        headers = self.headers
-        if any(name in _BODY_HEADERS for name, _ in headers):
-            return None
-        url = httptools.parse_url(self.url)
-        raw_path: bytes = url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        return FastRequest(
-            path=path,
-            raw_path=raw_path,
-            query=url.query or b"",
-            headers=headers,
-            client=self.client,
-            scheme=self.scheme or "http",
-        )
-
-    async def _answer(self, cycle: _LaneCycle, lane: FastLaneHandler, request: FastRequest) -> None:
-        start = time.perf_counter()
-        try:
-            answer = await lane.respond(request)
-        except Exception:
-            log.exception("unhandled error on GET %s", request.path)
-            answer = error_response(500, "Internal server error")
-        cycle.data = encode(
-            answer,
-            request_id=request.request_id,
-            default_headers=self.server_state.default_headers,
-            extra_headers=lane.extra_headers,
-            keep_alive=cycle.keep_alive,
-        )
-        self._send_ready()
-        finished(
-            "GET",
-            request.path,
-            request.route,
-            answer.status_code,
-            time.perf_counter() - start,
-            log_extra=request.log_extra,
-            access_log=lane.access_log,
-        )
-
-    def _send_ready(self) -> None:
-        """Write the answers at the head of the line that are ready, in order."""
-        slots = self._slots
-        while slots and (data := slots[0].data) is not None:
-            cycle = slots.popleft()
-            if not cycle.disconnected and not self.transport.is_closing():
-                self.transport.write(data)
-            # Complete only once written: uvicorn starts a request queued behind it then.
-            cycle.response_complete = True
-            if not cycle.keep_alive:
-                slots.clear()
-                self.transport.close()
-            if slots:
-                self.server_state.total_requests += 1  # on_response_complete counts the last
-            else:
-                cycle.on_response()
