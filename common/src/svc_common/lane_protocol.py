@@ -74,11 +74,25 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         super().connection_made(transport)
         self._slots: deque[_LaneCycle] = deque()
 
+    def on_message_begin(self) -> None:
+        """What uvicorn resets for each request, but not its ASGI scope (a dict and a copy of
+        the lifespan state): a lane request needs none, so it is built only for ASGI."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _build_scope(self) -> None:
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+
     def on_headers_complete(self) -> None:
         """Start the lane's task for a GET it accepts; anything else goes the ASGI way."""
         lane: FastLaneHandler | None = self.app_state.get(LANE)
         request = None if lane is None else self._lane_request()
         if lane is None or request is None or not lane.accepts(request):
+            self._build_scope()
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
         cycle = _LaneCycle(

@@ -75,14 +75,16 @@ def new_session(
     return session
 
 
-def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
-    # A Connection header names further hop-by-hop headers (RFC 9110 section 7.6.1).
-    return {
+def _hop_by_hop(base: frozenset[bytes], headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """base plus the headers a Connection header names as hop-by-hop (RFC 9110 7.6.1)."""
+    named = [
         token.strip().lower()
         for name, value in headers
         if name == b"connection"
         for token in value.split(b",")
-    }
+    ]
+    # Almost no request or answer has one: then the shared set serves, with no set built.
+    return base.union(named) if named else base
 
 
 def client_address(scope: Scope) -> str:
@@ -116,7 +118,7 @@ def forward_headers(
     """End-to-end request headers plus X-Forwarded-For/-Proto/-Host and X-Request-ID."""
     # keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
     # -Proto it received, which describe the client's request, instead of its own.
-    dropped = _NOT_FORWARDED_UP | _connection_tokens(headers)
+    dropped = _hop_by_hop(_NOT_FORWARDED_UP, headers)
     out: list[tuple[bytes, bytes]] = []
     forwarded_for = b""
     host = b""
@@ -156,7 +158,7 @@ def lane_headers(
 
 def relayed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """An upstream answer's headers (lower-case names) minus hop-by-hop ones."""
-    dropped = _NOT_RELAYED_DOWN | _connection_tokens(headers)
+    dropped = _hop_by_hop(_NOT_RELAYED_DOWN, headers)
     return [(name, value) for name, value in headers if name not in dropped]
 
 
