@@ -70,6 +70,8 @@ def _answer(error: Exception) -> tuple[int, dict[str, object], str | None]:
         asyncpg.exceptions.CannotConnectNowError("the database system is shutting down"),
         asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
+        # Every connection slot taken (max_connections), by this service or anyone else.
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
     ],
 )
 def test_a_restarting_postgres_is_a_503_envelope_not_a_500(error: Exception) -> None:

@@ -168,3 +168,19 @@ async def test_a_buffered_access_line_keeps_the_request_id_of_its_request() -> N
     assert stream.getvalue() == "", "formatted when the batch is written"
     await asyncio.sleep(0)
     assert orjson.loads(stream.getvalue())["request_id"] == "req-9"
+
+
+def test_a_json_line_of_a_logged_exception_carries_its_traceback() -> None:
+    stream = io.StringIO()
+    handler = LoopBatchedHandler(stream, service="svc")
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test_common_transport.errors")
+    logger.propagate = False
+    logger.handlers[:] = [handler]
+    try:
+        raise ValueError("the cause")
+    except ValueError:
+        logger.exception("database error on POST /itens")
+    line = orjson.loads(stream.getvalue())
+    assert line["msg"] == "database error on POST /itens"
+    assert "ValueError: the cause" in line["exc"]

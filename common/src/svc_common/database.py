@@ -210,9 +210,10 @@ def _run_on(connection: Connection, metadata: MetaData, version_table: str) -> N
 
 
 # SQLSTATE classes of a server that is gone or turning clients away: 08 (connection
-# exception) and 57P (operator intervention: admin shutdown, crash shutdown, "the database
-# system is starting up / shutting down"). asyncpg reports these as plain DBAPIErrors.
-_UNAVAILABLE_SQLSTATES = ("08", "57P")
+# exception), 53300 (too many connections: every slot taken, by us or by others) and 57P
+# (operator intervention: admin shutdown, crash shutdown, "the database system is starting
+# up / shutting down"). asyncpg reports these as plain DBAPIErrors.
+_UNAVAILABLE_SQLSTATES = ("08", "53300", "57P")
 
 
 def is_unavailable(error: exc.DBAPIError) -> bool:

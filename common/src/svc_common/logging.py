@@ -26,7 +26,6 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "color_message",  # uvicorn's ANSI-coloured copy of the message
     "service",
     "request_id",
-    "exc",  # JsonFormatter's copy of the traceback
 }
 
 
