@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
@@ -230,3 +231,21 @@ async def test_an_idle_connection_closes_a_keep_alive_time_after_its_last_answer
         closed = asyncio.get_running_loop().time()
         writer.close()
     assert 0.9 < closed - answered < 2.5
+
+
+async def test_bytes_that_are_not_http_get_a_400_in_the_envelope_and_the_connection_closes() -> (
+    None
+):
+    async with running(EchoLane()) as url:
+        answer = await raw_exchange(
+            url, b"GET /lane/a HTTP/1.1\r\nhost: x\r\ncontent-length: uv]Wq\r\n\r\n"
+        )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request")
+    assert b"content-type: application/json" in head
+    assert b"connection: close" in head
+    assert orjson.loads(body) == {
+        "status": "error",
+        "data": None,
+        "message": "Invalid HTTP request received.",
+    }

@@ -10,6 +10,7 @@ svc_common.lane_protocol adds the fast lane (svc_common.fastlane) to this protoc
 import asyncio
 from typing import Any, cast
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
@@ -87,6 +88,17 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         """Hand uvicorn the wrapped transport."""
         wrapped: Any = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(wrapped)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
+        body = orjson.dumps({"status": "error", "data": None, "message": msg})
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        self.transport.write(b"".join(head) + b"connection: close\r\n\r\n" + body)
+        self.transport.close()
 
     def _unset_keepalive_if_required(self) -> None:
         # uvicorn calls this when bytes arrive: the connection is busy, not idle.
