@@ -10,8 +10,11 @@ svc_common.lane_protocol adds the fast lane (svc_common.fastlane) to this protoc
 import asyncio
 from typing import Any, cast
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from svc_common.envelope import error_response
+from svc_common.fastlane import encode
+from svc_common.middleware import request_id_from
 
 
 class CoalescingTransport:
@@ -91,13 +94,13 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
-        body = orjson.dumps({"status": "error", "data": None, "message": msg})
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
-        head += [
-            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-        ]
-        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
-        self.transport.write(b"".join(head) + b"connection: close\r\n\r\n" + body)
+        answer = encode(
+            error_response(400, msg),
+            request_id=request_id_from(self.headers or []),
+            default_headers=self.server_state.default_headers,
+            keep_alive=False,
+        )
+        self.transport.write(answer)
         self.transport.close()
 
     def _unset_keepalive_if_required(self) -> None:
