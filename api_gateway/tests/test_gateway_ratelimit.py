@@ -113,3 +113,12 @@ def test_a_malformed_rate_stops_the_gateway_from_starting(rate: str) -> None:
 def test_malformed_network_settings_are_refused(setting: str, value: str) -> None:
     with pytest.raises(ValidationError):
         GatewaySettings(secret_key=TEST_KEY, _env_file=None, **{setting: value})  # type: ignore[arg-type]
+
+
+async def test_raw_rate_limit_headers_are_the_headers_as_the_wire_carries_them() -> None:
+    limiter = RateLimiter({"default": parse("2/minute")}, None)
+    for _ in range(3):
+        decision = await limiter.hit("default", "user:alice")
+    raw = decision.raw_headers()
+    assert raw == [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+    assert (b"retry-after", str(decision.reset_after).encode()) in raw

@@ -67,9 +67,8 @@ class GatewayLane(FastLaneHandler):
         principal = request.note
         assert isinstance(principal, Principal)
         decision = await self.limiter.hit("default", "user:" + principal.username)
-        limits = decision.headers()
         if not decision.allowed:
-            return error_response(429, "Rate limit exceeded", headers=limits)
+            return error_response(429, "Rate limit exceeded", headers=decision.headers())
         data = request_head(request.target, self.pool.host, lane_headers(request))
         try:
             reply = await self.pool.get(
@@ -77,11 +76,12 @@ class GatewayLane(FastLaneHandler):
             )
         except UpstreamError as exc:
             status, message = _UNAVAILABLE[exc.reason]
+            limits = decision.headers()
             if status == 503:
                 limits["Retry-After"] = "1"
             return error_response(status, message, headers=limits)
         out = relayed_headers(reply.headers)
-        out += [(name.lower().encode(), value.encode()) for name, value in limits.items()]
+        out += decision.raw_headers()
         body = reply.body
         if len(body) >= self.settings.gzip_min_bytes and accepts_gzip(request.headers):
             body = gzip_body(out, body)

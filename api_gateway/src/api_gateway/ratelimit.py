@@ -41,7 +41,7 @@ KEY_CACHE_SIZE = 10_000
 EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """The outcome of one hit, and what the client is told about it."""
 
@@ -52,18 +52,35 @@ class Decision:
     window: int
     reset_after: int
 
-    def headers(self) -> dict[str, str]:
-        """IETF RateLimit/RateLimit-Policy (draft 09), X-RateLimit-*, and Retry-After on 429."""
-        headers = {
-            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window}',
-            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset_after}',
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(int(time.time()) + self.reset_after),
-        }
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """IETF RateLimit/RateLimit-Policy (draft 09), X-RateLimit-*, and Retry-After on 429,
+        as (lower-case name, value) bytes: what the wire carries, built once per request."""
+        policy = self.policy
+        reset = str(self.reset_after).encode()
+        headers = [
+            (b"ratelimit-policy", f'"{policy}";q={self.limit};w={self.window}'.encode()),
+            (b"ratelimit", f'"{policy}";r={self.remaining};t={self.reset_after}'.encode()),
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(int(time.time()) + self.reset_after).encode()),
+        ]
         if not self.allowed:
-            headers["Retry-After"] = str(self.reset_after)
+            headers.append((b"retry-after", reset))
         return headers
+
+    def headers(self) -> dict[str, str]:
+        """raw_headers() as a Response's headers argument takes them."""
+        return {_TITLES[name]: value.decode() for name, value in self.raw_headers()}
+
+
+_TITLES = {
+    b"ratelimit-policy": "RateLimit-Policy",
+    b"ratelimit": "RateLimit",
+    b"x-ratelimit-limit": "X-RateLimit-Limit",
+    b"x-ratelimit-remaining": "X-RateLimit-Remaining",
+    b"x-ratelimit-reset": "X-RateLimit-Reset",
+    b"retry-after": "Retry-After",
+}
 
 
 def _redis_storage(pool: ConnectionPool, url: str) -> RedisStorage:
@@ -238,12 +255,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         decision = await self.limiter.hit("default", self.identity(scope))
-        headers = decision.headers()
         if not decision.allowed:
-            response = error_response(429, "Rate limit exceeded", headers=headers)
+            response = error_response(429, "Rate limit exceeded", headers=decision.headers())
             await response(scope, receive, send)
             return
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw = decision.raw_headers()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -33,7 +33,7 @@ log = logging.getLogger("load_balancer.proxy")
 OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """How a request ended: the backend that answered, or the failure that ended the tries."""
 
