@@ -27,8 +27,13 @@ Preco = Annotated[
 ]
 # ECMA-262 patterns for the schema, saying what _no_control_characters enforces (tab, line
 # feed and carriage return are fine), and for `nome` that something is left after stripping.
+# Python's strip() also removes U+0085 (NEL), which ECMA's \s does not count as a space.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
-_NAME = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*[^\s\x00-\x1F\x7F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
+_NAME = (
+    r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*"
+    r"[^\s\x00-\x1F\x7F\x85]"
+    r"[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*$"
+)
 
 
 class ItemIn(BaseModel):
