@@ -193,6 +193,21 @@ def test_listing_filters_by_name_and_price_and_counts_the_matches(
     assert priced.json()["meta"]["total"] == 2
 
 
+def test_every_page_carries_the_total_of_matches_even_past_the_end(
+    client: TestClient, make_token: TokenFactory
+) -> None:
+    auth = _auth(make_token)
+    for n in range(5):
+        _create(client, auth, nome=f"Total {n}", preco=1 + n)
+    for offset, shown in [(0, 2), (4, 1), (5, 0), (50, 0)]:
+        page = client.get("/itens", headers=auth, params={"limit": 2, "offset": offset})
+        assert len(page.json()["data"]) == shown
+        assert page.json()["meta"]["total"] == 5, f"offset {offset}"
+        assert page.headers["x-total-count"] == "5"
+    none = client.get("/itens", headers=auth, params={"q": "no such item"})
+    assert none.json()["meta"]["total"] == 0
+
+
 def test_listing_sorts_and_pages_without_overlap(
     client: TestClient, make_token: TokenFactory
 ) -> None:

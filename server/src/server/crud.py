@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,9 @@ SortKey = Literal[
     "updated_at",
     "-updated_at",
 ]
+# Any select statement: _ordered keeps the type of what it is given.
+_AnySelect = TypeVar("_AnySelect", bound="Select[*tuple[Any, ...]]")
+
 _SORT_COLUMNS = {
     "id": Item.id,
     "nome": Item.nome,
@@ -54,7 +57,7 @@ class ItemFilter:
         return where
 
 
-def _ordered(query: Select[Item], sort: SortKey) -> Select[Item]:
+def _ordered(query: _AnySelect, sort: SortKey) -> _AnySelect:
     column = _SORT_COLUMNS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
     # The id breaks ties, so pages never overlap or skip rows with equal sort values.
@@ -71,10 +74,15 @@ async def list_items(
 ) -> tuple[Sequence[Item], int]:
     """One page of matching items in the given order, and how many match in all."""
     conditions = (where or ItemFilter()).conditions()
+    # The total rides along with the page (a window count, before LIMIT and OFFSET apply):
+    # one statement instead of two. Only a page past the end needs a count of its own.
+    total_column = func.count().over().label("total")
+    query = _ordered(select(Item, total_column).where(*conditions), sort)
+    rows = (await session.execute(query.limit(limit).offset(offset))).all()
+    if rows:
+        return [row[0] for row in rows], int(rows[0][1])
     total = await session.scalar(select(func.count()).select_from(Item).where(*conditions))
-    query = _ordered(select(Item).where(*conditions), sort).limit(limit).offset(offset)
-    page = await session.scalars(query)
-    return page.all(), total or 0
+    return [], total or 0
 
 
 async def get_item(session: AsyncSession, *, item_id: int) -> Item | None:
