@@ -56,7 +56,6 @@ class Decision:
         """IETF RateLimit/RateLimit-Policy (draft 09), X-RateLimit-*, and Retry-After on 429,
         as (lower-case name, value) bytes: what the wire carries, built once per request."""
         policy = self.policy
-        reset = str(self.reset_after).encode()
         headers = [
             (b"ratelimit-policy", f'"{policy}";q={self.limit};w={self.window}'.encode()),
             (b"ratelimit", f'"{policy}";r={self.remaining};t={self.reset_after}'.encode()),
@@ -65,7 +64,7 @@ class Decision:
             (b"x-ratelimit-reset", str(int(time.time()) + self.reset_after).encode()),
         ]
         if not self.allowed:
-            headers.append((b"retry-after", reset))
+            headers.append((b"retry-after", str(self.reset_after).encode()))
         return headers
 
     def headers(self) -> dict[str, str]:

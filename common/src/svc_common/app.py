@@ -148,21 +148,23 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
 
 
+def _started() -> None:
+    release_free_memory()
+    if _whole_process:
+        settle_garbage_collector()
+
+
 def _trimming_after_startup(inner: Lifespan[Any] | None) -> Lifespan[Any]:
     # Migrations, schema building and the default users' password hashes leave megabytes of
     # freed heap behind; at rest a service should hold only what it uses.
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         if inner is None:
-            release_free_memory()
-            if _whole_process:
-                settle_garbage_collector()
+            _started()
             yield None
         else:
             async with inner(app) as state:
-                release_free_memory()
-                if _whole_process:
-                    settle_garbage_collector()
+                _started()
                 yield state
 
     return lifespan
