@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY
-from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, RawAnswer
+from svc_common.fastlane import LANE, Deliver, FastLaneHandler, FastRequest, RawAnswer
 from svc_common.lane_protocol import FastLaneProtocol
 from svc_common.logging import request_id_var
 
@@ -31,6 +31,19 @@ class EchoLane(FastLaneHandler):
         if not request.path.startswith("/lane/"):
             return False
         request.route = "/lane/{x}"
+        return True
+
+    def start(self, request: FastRequest, deliver: Deliver) -> bool:
+        """/lane/start/...: answered from here (now, or from a timer callback), with no task."""
+        if not request.path.startswith("/lane/start/"):
+            return False
+        if request.path == "/lane/start/crash":
+            raise RuntimeError("start boom")
+        answer = RawAnswer(200, [], b"started " + request.target)
+        if request.path == "/lane/start/now":
+            deliver(answer)
+        else:
+            asyncio.get_running_loop().call_later(0.1, deliver, answer)
         return True
 
     async def respond(self, request: FastRequest) -> RawAnswer:
@@ -154,6 +167,43 @@ async def test_a_crash_in_the_lane_is_a_500_in_the_envelope(
     assert response.status_code == 500
     assert response.json() == {"status": "error", "data": None, "message": "Internal server error"}
     assert "boom" in caplog.text
+
+
+class _RequestIdOnRecord(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+async def test_a_lane_that_starts_without_a_task_answers_in_order_and_logs_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.handler.addFilter(_RequestIdOnRecord())
+    async with running(EchoLane()) as url:
+        with caplog.at_level(logging.INFO, logger="access"):
+            received = await raw_exchange(
+                url,
+                b"GET /lane/start/later HTTP/1.1\r\nhost: x\r\nx-request-id: r-1\r\n\r\n"
+                b"GET /lane/start/now HTTP/1.1\r\nhost: x\r\nx-request-id: r-2\r\n\r\n",
+                until=2,
+            )
+    later, now = received.index(b"started /lane/start/later"), received.index(b"started /lane/st")
+    assert later == now, "the answer delivered later still leaves first"
+    assert b"x-request-id: r-1\r\n" in received
+    assert b"x-request-id: r-2\r\n" in received
+    lines = {r.getMessage().split()[1]: r.request_id for r in caplog.records if r.name == "access"}
+    assert lines == {"/lane/start/later": "r-1", "/lane/start/now": "r-2"}, (
+        "access lines carry the id, though delivered outside the request's context"
+    )
+
+
+async def test_a_crash_in_start_is_a_500_in_the_envelope() -> None:
+    async with running(EchoLane()) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/lane/start/crash")
+        after = await client.get("/lane/start/now")
+    assert response.status_code == 500
+    assert response.json()["message"] == "Internal server error"
+    assert after.text == "started /lane/start/now", "the connection goes on"
 
 
 async def test_a_304_carries_no_content_length() -> None:

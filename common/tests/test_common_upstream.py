@@ -259,9 +259,9 @@ async def test_a_connection_filled_to_the_depth_sends_at_once_not_at_the_iterati
     connection = Connection(pool)
     transport = RecordingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
-    connection.send(b"one ")
+    connection.send(b"one ", pool.loop.create_future())
     assert transport.writes == [], "waits for the other requests of this iteration"
-    connection.send(b"two ")
+    connection.send(b"two ", pool.loop.create_future())
     assert transport.writes == [b"one two "], "full: nothing more can join this write"
     await asyncio.sleep(0)
     assert transport.writes == [b"one two "], "not sent twice"

@@ -45,15 +45,24 @@ class SyncedCounters:
 
     async def hit(self, key: str, *, window: int, window_end: float, limit: int) -> int:
         """Count one hit; the count (exact, or an estimate far below the limit)."""
+        count = self.hit_now(key, limit=limit)
+        if count is not None:
+            return count
         counter = self._counters.get(key)
-        if counter is not None and counter.estimate + 1 <= limit * SYNC_SHARE:
-            counter.pending += 1
-            if self._sync is None:
-                self._sync = asyncio.get_running_loop().create_task(self._sync_later())
-            return counter.estimate
         if counter is None:
             counter = self._counters[key] = _Counter(window, window_end)
         return await self._send(counter, key)
+
+    def hit_now(self, key: str, *, limit: int) -> int | None:
+        """Count one hit in process when the counter is far below the limit: its estimate.
+        None, and nothing counted, when the hit must go to Redis (hit() sends it)."""
+        counter = self._counters.get(key)
+        if counter is None or counter.estimate + 1 > limit * SYNC_SHARE:
+            return None
+        counter.pending += 1
+        if self._sync is None:
+            self._sync = asyncio.get_running_loop().create_task(self._sync_later())
+        return counter.estimate
 
     def forget(self, key: str) -> None:
         """Drop what is counted here for key (its Redis key was cleared)."""

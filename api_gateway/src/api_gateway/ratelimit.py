@@ -145,28 +145,46 @@ class RateLimiter:
 
     async def hit(self, policy: str, key: str) -> Decision:
         """Count one request against policy for key."""
-        item = self.policies[policy]
+        item, index, storage_key = self._window(policy, key)
         window = item.get_expiry()
-        now = time.time()
-        index = int(now // window)
-        storage_key = self._keys.get((policy, key, index))
-        if storage_key is None:
-            if len(self._keys) >= KEY_CACHE_SIZE:
-                self._keys.clear()
-            storage_key = self._keys[policy, key, index] = item.key_for(policy, key, index)
         if self._synced is not None and policy in self.batched and self._redis_usable():
             count = await self._synced.hit(
                 storage_key, window=window, window_end=(index + 1) * window, limit=item.amount
             )
         else:
             count = await self._incr(storage_key, window)
+        return self._decision(policy, item, index, count)
+
+    def hit_now(self, policy: str, key: str) -> Decision | None:
+        """hit() when it needs no await (a batched counter far from its limit); else None,
+        and nothing counted."""
+        if self._synced is None or policy not in self.batched or not self._redis_usable():
+            return None
+        item, index, storage_key = self._window(policy, key)
+        count = self._synced.hit_now(storage_key, limit=item.amount)
+        return None if count is None else self._decision(policy, item, index, count)
+
+    def _window(self, policy: str, key: str) -> tuple[RateLimitItem, int, str]:
+        """The policy, the current window's index and the storage key of key's counter."""
+        item = self.policies[policy]
+        index = int(time.time() // item.get_expiry())
+        storage_key = self._keys.get((policy, key, index))
+        if storage_key is None:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            storage_key = self._keys[policy, key, index] = item.key_for(policy, key, index)
+        return item, index, storage_key
+
+    @staticmethod
+    def _decision(policy: str, item: RateLimitItem, index: int, count: int) -> Decision:
+        window = item.get_expiry()
         return Decision(
             policy=policy,
             allowed=count <= item.amount,
             limit=item.amount,
             remaining=max(0, item.amount - count),
             window=window,
-            reset_after=max(1, math.ceil((index + 1) * window - now)),
+            reset_after=max(1, math.ceil((index + 1) * window - time.time())),
         )
 
     async def reset(self, policy: str, key: str) -> None:

@@ -6,20 +6,17 @@ else goes on to uvicorn and the ASGI app as always.
 """
 
 import asyncio
-import contextvars
 import logging
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable
 from typing import cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from svc_common.envelope import error_response
-from svc_common.fastlane import LANE, FastLaneHandler, FastRequest, encode
-from svc_common.logging import request_id_var
+from svc_common.fastlane import LANE, Answer, FastLaneHandler, FastRequest, answer_later, encode
 from svc_common.middleware import finished, request_id_from
 from svc_common.transport import CoalescingHttpToolsProtocol
 
@@ -47,19 +44,51 @@ class _LaneCycle:
         "data",
         "disconnected",
         "keep_alive",
+        "lane",
         "more_body",
-        "on_response",
+        "protocol",
+        "request",
         "response_complete",
+        "started",
     )
     message_event = _NoEvent()
 
-    def __init__(self, *, keep_alive: bool, on_response: Callable[[], None]) -> None:
+    def __init__(
+        self, protocol: "FastLaneProtocol", lane: FastLaneHandler, request: FastRequest
+    ) -> None:
+        self.protocol = protocol
+        self.lane = lane
+        self.request = request
+        self.started = time.perf_counter()
         self.data: bytes | None = None  # the encoded answer, once ready
-        self.keep_alive = keep_alive  # uvicorn clears it on shutdown
-        self.on_response = on_response
+        self.keep_alive = protocol.parser.should_keep_alive()  # uvicorn clears it on shutdown
         self.response_complete = False
         self.disconnected = False
         self.more_body = False
+
+    def finish(self, answer: Answer) -> None:
+        """The answer is ready: encode it, send what is ready in order, count and log it."""
+        if self.data is not None:
+            return  # answered already
+        request, lane, protocol = self.request, self.lane, self.protocol
+        self.data = encode(
+            answer,
+            request_id=request.request_id,
+            default_headers=protocol.server_state.default_headers,
+            extra_headers=lane.extra_headers,
+            keep_alive=self.keep_alive,
+        )
+        protocol.send_ready()
+        finished(
+            "GET",
+            request.path,
+            request.route,
+            answer.status_code,
+            time.perf_counter() - self.started,
+            log_extra=request.log_extra,
+            access_log=lane.access_log,
+            request_id=request.request_id,
+        )
 
 
 class FastLaneProtocol(CoalescingHttpToolsProtocol):
@@ -88,24 +117,25 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
-        """Start the lane's task for a GET it accepts; anything else goes the ASGI way."""
+        """Hand a GET the lane accepts to it; anything else goes the ASGI way."""
         lane: FastLaneHandler | None = self.app_state.get(LANE)
         request = None if lane is None else self._lane_request()
         if lane is None or request is None or not lane.accepts(request):
             self._build_scope()
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
-        cycle = _LaneCycle(
-            keep_alive=self.parser.should_keep_alive(), on_response=self.on_response_complete
-        )
+        request.request_id = request_id_from(request.headers)
+        cycle = _LaneCycle(self, lane, request)
         self.cycle = cast(RequestResponseCycle, cycle)
         self._slots.append(cycle)
-        request.request_id = request_id_from(request.headers)
-        context = contextvars.copy_context()
-        context.run(request_id_var.set, request.request_id)
-        task = self.loop.create_task(self._answer(cycle, lane, request), context=context)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
+        try:
+            started = lane.start(request, cycle.finish)
+        except Exception:
+            log.exception("unhandled error on GET %s", request.path)
+            cycle.finish(error_response(500, "Internal server error"))
+            return
+        if not started:
+            answer_later(request, lane.respond(request), cycle.finish, tasks=self.tasks)
 
     def _lane_request(self) -> FastRequest | None:
         """The request, if it may take the lane: a bodiless HTTP/1.1 GET that is not queued
@@ -140,32 +170,7 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
             scheme=self.scheme or "http",
         )
 
-    async def _answer(self, cycle: _LaneCycle, lane: FastLaneHandler, request: FastRequest) -> None:
-        start = time.perf_counter()
-        try:
-            answer = await lane.respond(request)
-        except Exception:
-            log.exception("unhandled error on GET %s", request.path)
-            answer = error_response(500, "Internal server error")
-        cycle.data = encode(
-            answer,
-            request_id=request.request_id,
-            default_headers=self.server_state.default_headers,
-            extra_headers=lane.extra_headers,
-            keep_alive=cycle.keep_alive,
-        )
-        self._send_ready()
-        finished(
-            "GET",
-            request.path,
-            request.route,
-            answer.status_code,
-            time.perf_counter() - start,
-            log_extra=request.log_extra,
-            access_log=lane.access_log,
-        )
-
-    def _send_ready(self) -> None:
+    def send_ready(self) -> None:
         """Write the answers at the head of the line that are ready, in order."""
         slots = self._slots
         while slots and (data := slots[0].data) is not None:
@@ -180,4 +185,4 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
             if slots:
                 self.server_state.total_requests += 1  # on_response_complete counts the last
             else:
-                cycle.on_response()
+                self.on_response_complete()

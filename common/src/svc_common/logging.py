@@ -173,7 +173,9 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
 
-    def emit_access(self, level: int, message: str, extras: dict[str, Any]) -> None:
+    def emit_access(
+        self, level: int, message: str, extras: dict[str, Any], request_id: str | None = None
+    ) -> None:
         """An access line from its parts: what emit() writes for it, without a LogRecord.
 
         Only the parts are kept here; the lines are formatted together when they are written,
@@ -184,7 +186,7 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 time.time(),
                 logging.getLevelName(level),
                 self.service,
-                request_id_var.get(),
+                request_id or request_id_var.get(),
                 ACCESS_LOGGER,
                 message,
                 extras,
@@ -260,8 +262,10 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def log_access(level: int, message: str, extras: dict[str, Any] | None = None) -> None:
-    """The access line of one request.
+def log_access(
+    level: int, message: str, extras: dict[str, Any] | None = None, request_id: str | None = None
+) -> None:
+    """The access line of one request (of request_id, else of the current context).
 
     When our handler is the only one (as configure_logging leaves it), the line goes straight
     to it: building a LogRecord and running it through the logging machinery cost more than
@@ -278,6 +282,12 @@ def log_access(level: int, message: str, extras: dict[str, Any] | None = None) -
         and _access.propagate
         and not _access.filters
     ):
-        handlers[0].emit_access(level, message, extras or {})
-    else:
+        handlers[0].emit_access(level, message, extras or {}, request_id)
+    elif request_id is None:
         _access.log(level, "%s", message, extra=extras)
+    else:
+        token = request_id_var.set(request_id)
+        try:
+            _access.log(level, "%s", message, extra=extras)
+        finally:
+            request_id_var.reset(token)

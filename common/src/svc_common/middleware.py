@@ -39,15 +39,17 @@ def finished(
     *,
     log_extra: dict[str, object] | None,
     access_log: bool,
+    request_id: str | None = None,
 ) -> None:
     """What every request leaves behind, on the ASGI path and the fast lane: its metrics and
-    its access line."""
+    its access line (request_id: when called outside the request's context)."""
     observe(method, route, status, seconds)
     if access_log:
         log_access(
             logging.DEBUG if path in QUIET_PATHS else logging.INFO,
             f"{method} {path} {status} {seconds * 1000:.1f}ms",
             log_extra,
+            request_id,
         )
 
 

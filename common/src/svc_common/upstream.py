@@ -12,9 +12,9 @@ import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
-from svc_common.upstream_link import Connection, Reply, UpstreamError, request_head
+from svc_common.upstream_link import Connection, Reply, UpstreamError, Waiter, request_head
 
-__all__ = ["Reply", "UpstreamError", "UpstreamPool", "request_head"]
+__all__ = ["Reply", "UpstreamError", "UpstreamPool", "Waiter", "request_head"]
 
 
 class UpstreamPool:
@@ -53,13 +53,16 @@ class UpstreamPool:
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def get(self, data: bytes, *, time_limit: float, retry_stale: bool = False) -> Reply:
+    async def get(
+        self, data: bytes, *, time_limit: float, retry_stale: bool = False, fresh: bool = False
+    ) -> Reply:
         """Send one request and wait up to time_limit seconds for the whole answer.
 
         retry_stale, for an idempotent request, sends it once more on a new connection when
         a reused one broke before answering: the race every keep-alive pool has with the
-        upstream's idle timeout, or an upstream that closed after the answer before it."""
-        connection, reused = await self._acquire()
+        upstream's idle timeout, or an upstream that closed after the answer before it.
+        fresh sends it on a new connection straight away."""
+        connection, reused = await self._acquire(fresh=fresh)
         try:
             return await self._exchange(connection, data, time_limit)
         except UpstreamError as exc:
@@ -68,8 +71,23 @@ class UpstreamPool:
         connection, _ = await self._acquire(fresh=True)
         return await self._exchange(connection, data, time_limit)
 
+    def send_now(
+        self, data: bytes, waiter: Waiter, *, time_limit: float
+    ) -> asyncio.TimerHandle | None:
+        """Send on a connection that is ready (no await); None when there is none: use get().
+
+        The waiter gets the answer, or an UpstreamError (a "reset" one came on a reused
+        connection: worth one more try on a fresh one); cancel the returned timer when it has
+        its outcome."""
+        connection = self._ready()
+        if connection is None:
+            return None
+        connection.send(data, waiter)
+        return self.loop.call_later(time_limit, self._time_out, connection, waiter)
+
     async def _exchange(self, connection: Connection, data: bytes, time_limit: float) -> Reply:
-        waiter = connection.send(data)
+        waiter: asyncio.Future[Reply] = self.loop.create_future()
+        connection.send(data, waiter)
         timer = self.loop.call_later(time_limit, self._time_out, connection, waiter)
         try:
             return await waiter
@@ -80,29 +98,30 @@ class UpstreamPool:
             timer.cancel()
 
     @staticmethod
-    def _time_out(connection: Connection, waiter: "asyncio.Future[Reply]") -> None:
+    def _time_out(connection: Connection, waiter: Waiter) -> None:
         if not waiter.done():
             waiter.set_exception(UpstreamError("timeout", "no answer in time", sent=True))
             # Its answer may still come and would go to the next request: the link is spent.
             connection.close()
 
+    def _ready(self) -> Connection | None:
+        """The connection requests of this moment go out on, else the latest idle one."""
+        filling = self._filling
+        if filling is not None and not filling.closed and len(filling.waiters) < self.depth:
+            return filling
+        now = self.loop.time()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and now - connection.idle_since < self.keepalive_timeout:
+                self._take(connection)
+                return connection
+            connection.close()
+        return None
+
     async def _acquire(self, *, fresh: bool = False) -> tuple[Connection, bool]:
         while True:
-            filling = self._filling
-            if (
-                filling is not None
-                and not fresh
-                and not filling.closed
-                and len(filling.waiters) < self.depth
-            ):
-                return filling, True
-            now = self.loop.time()
-            while self._idle and not fresh:
-                connection = self._idle.pop()
-                if not connection.closed and now - connection.idle_since < self.keepalive_timeout:
-                    self._take(connection)
-                    return connection, True
-                connection.close()
+            if not fresh and (ready := self._ready()) is not None:
+                return ready, True
             if self._open < self.limit:
                 break
             waiter = self.loop.create_future()

@@ -7,7 +7,7 @@ uvicorn uses, and handed to the waiting requests in order (HTTP/1.1 pipelining).
 import asyncio
 import errno
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
@@ -45,6 +45,19 @@ class Reply:
         self.keep_alive = keep_alive
 
 
+class Waiter(Protocol):
+    """Who waits for an answer: an asyncio.Future, or an object answered by direct calls."""
+
+    def done(self) -> bool:
+        """Whether it has its outcome already (then later ones are dropped)."""
+
+    def set_result(self, reply: Reply, /) -> None:
+        """The answer."""
+
+    def set_exception(self, error: BaseException, /) -> None:
+        """No answer: an UpstreamError."""
+
+
 def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """A bodiless GET for target, with these headers."""
     out = [b"GET ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
@@ -62,7 +75,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         # Oldest first: HTTP/1.1 answers come in the order the requests went.
-        self.waiters: deque[asyncio.Future[Reply]] = deque()
+        self.waiters: deque[Waiter] = deque()
         self.outbox: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -75,12 +88,9 @@ class Connection(asyncio.Protocol):
         """Keep the transport."""
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
-    def send(self, data: bytes) -> "asyncio.Future[Reply]":
+    def send(self, data: bytes, waiter: Waiter) -> None:
         """Queue one request; it leaves with the others of this loop iteration, in one write,
-        or at once when it fills the connection (the pool's depth).
-
-        The future gets its answer."""
-        waiter = self.pool.loop.create_future()
+        or at once when it fills the connection (the pool's depth). The waiter gets its answer."""
         self.waiters.append(waiter)
         if not self.outbox:
             self.pool.loop.call_soon(self._flush)
@@ -89,7 +99,6 @@ class Connection(asyncio.Protocol):
             # Nothing more can join this write: sending it now lets the upstream start on it
             # while this process goes on with the rest of the iteration (same number of writes).
             self._flush()
-        return waiter
 
     def _flush(self) -> None:
         outbox, self.outbox = self.outbox, []

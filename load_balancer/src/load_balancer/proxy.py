@@ -128,16 +128,34 @@ class Balancer:
         *,
         resend_ok: bool,
         body: RequestBody | None = None,
+        first: Backend | None = None,
+        after: "tuple[Backend, TryFailed, float] | None" = None,
     ) -> Outcome:
         """Try backends until one answers or the retry policy says stop.
 
         attempt(backend, deadline) makes one try and returns the status it relayed, or
-        raises TryFailed when no answer reached the client; deadline is on time.monotonic()."""
+        raises TryFailed when no answer reached the client; deadline is on time.monotonic().
+        first: the backend already picked for the first try; after: (backend, failure,
+        deadline) of a first try made elsewhere that failed."""
         tried: list[Backend] = []
         failure: TryFailed | None = None
         retries: Retries | None = None
         deadline = time.monotonic() + self.settings.upstream_timeout
-        while (backend := self.pool.pick(tried)) is not None:
+        if after is not None:
+            first, failure, deadline = after
+            tried.append(first)
+        while True:
+            if failure is not None:
+                if body is not None and body.client_gone:
+                    return Outcome(None, len(tried), client_gone=True)
+                log.warning("%s %s: backend %s failed (%s)", method, path, tried[-1].name, failure)
+                self.pool.failed(tried[-1], failure.metric_reason, failure.error)
+                retries = retries or Retries(resend_ok=resend_ok, body=body)
+                if not retries.allow(failure):
+                    break
+            backend = first if first is not None and not tried else self.pool.pick(tried)
+            if backend is None:
+                break
             if time.monotonic() >= deadline:
                 failure = TryFailed("deadline", "deadline passed", sent=True)
                 break
@@ -152,17 +170,14 @@ class Balancer:
                 self.pool.failed(backend, "reset", type(exc.__cause__).__name__)
                 raise
             else:
-                if status >= 500:
-                    self.pool.failed(backend, "http_5xx", f"HTTP {status}")
+                self.answered(backend, status)
                 return Outcome(backend, len(tried))
-            if body is not None and body.client_gone:
-                return Outcome(None, len(tried), client_gone=True)
-            log.warning("%s %s: backend %s failed (%s)", method, path, backend.name, failure)
-            self.pool.failed(backend, failure.metric_reason, failure.error)
-            retries = retries or Retries(resend_ok=resend_ok, body=body)
-            if not retries.allow(failure):
-                break
         return Outcome(None, len(tried), failure)
+
+    def answered(self, backend: Backend, status: int) -> None:
+        """A try got an answer: a 5xx still counts against the backend."""
+        if status >= 500:
+            self.pool.failed(backend, "http_5xx", f"HTTP {status}")
 
     async def _try(
         self,

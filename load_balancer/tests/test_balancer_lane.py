@@ -1,0 +1,155 @@
+"""The balancer's fast lane inside a real uvicorn server, against raw loopback backends."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from balancer_fakes import balancer_for
+from fastapi import FastAPI
+from load_balancer.fast import BalancerLane
+from svc_common.fastlane import LANE
+from svc_common.lane_protocol import FastLaneProtocol
+
+_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n%s"
+
+
+class RawBackend:
+    """Answers every GET with its name; on /close it reads the request and closes, on /hang it
+    never answers (when `fails`)."""
+
+    def __init__(self, name: str, *, fails: bool = False) -> None:
+        self.name = name.encode()
+        self.fails = fails
+        self.paths: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> "RawBackend":
+        """Listen on a free loopback port."""
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                path = head.split(b" ")[1].decode()
+                self.paths.append(path)
+                if self.fails and path == "/close":
+                    break
+                if self.fails and path == "/hang":
+                    await asyncio.sleep(3600)
+                writer.write(_ANSWER % (len(self.name), self.name))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        assert self.server is not None
+        self.server.close()
+
+
+class CountingLane(BalancerLane):
+    """Counts the requests answered by respond(), in a task, rather than from start()."""
+
+    in_tasks = 0
+
+    async def respond(self, request: Any) -> Any:
+        self.in_tasks += 1
+        return await super().respond(request)
+
+
+@asynccontextmanager
+async def lane_over(urls: list[str], **settings: Any) -> AsyncIterator[tuple[str, CountingLane]]:
+    """uvicorn with the fast-lane protocol and a balancer over these backends."""
+    balancer, _ = balancer_for(urls, **settings)
+    lane = CountingLane(balancer)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        await balancer.start()
+        yield {LANE: lane}
+        await balancer.close()
+
+    app = FastAPI(lifespan=lifespan)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=FastLaneProtocol, log_config=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", lane
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[tuple[RawBackend, RawBackend]]:
+    """A backend that fails on /close and /hang, and one that always answers."""
+    pair = (await RawBackend("a", fails=True).start(), await RawBackend("b").start())
+    yield pair
+    for backend in pair:
+        await backend.close()
+
+
+async def test_once_connections_are_open_gets_go_out_from_the_parser_callback_in_turns(
+    backends: tuple[RawBackend, RawBackend],
+) -> None:
+    a, b = backends
+    async with lane_over([a.url, b.url]) as (url, lane), httpx.AsyncClient(base_url=url) as http:
+        first = [(await http.get("/warm")).text for _ in range(2)]
+        assert lane.in_tasks == 2, "no connection was open yet: each took the awaited path"
+        later = [(await http.get(f"/n{n}")).text for n in range(4)]
+    assert first + later == ["a", "b"] * 3
+    assert lane.in_tasks == 2, "answered from start(), with no task"
+    assert a.paths == ["/warm", "/n0", "/n2"]
+
+
+async def test_a_first_try_the_backend_read_and_dropped_is_retried_on_the_next_backend(
+    backends: tuple[RawBackend, RawBackend],
+) -> None:
+    a, b = backends
+    async with lane_over([a.url, b.url]) as (url, lane), httpx.AsyncClient(base_url=url) as http:
+        await http.get("/warm")
+        await http.get("/warm")
+        answer = await http.get("/close")
+        status = (await http.get("/status")).status_code
+    assert (answer.status_code, answer.text) == (200, "b")
+    assert a.paths.count("/close") == 1, "read by the first backend, which dropped it"
+    assert b.paths.count("/close") == 1, "sent once more, to the next backend"
+    assert lane.in_tasks == 2, "its first try went out from start(), on a reused connection"
+    assert status == 404, "the balancer's own paths are not forwarded"
+
+
+async def test_a_silent_first_try_times_out_and_the_get_moves_on(
+    backends: tuple[RawBackend, RawBackend],
+) -> None:
+    a, b = backends
+    async with (
+        lane_over([a.url, b.url], try_timeout=0.3) as (url, _),
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        await http.get("/warm")
+        await http.get("/warm")
+        answer = await http.get("/hang")
+    assert (answer.status_code, answer.text) == (200, "b")
+    assert a.paths[-1] == "/hang"
+
+
+async def test_a_first_try_with_no_backend_left_to_try_is_a_502_in_the_envelope(
+    backends: tuple[RawBackend, RawBackend],
+) -> None:
+    a, _ = backends
+    async with lane_over([a.url]) as (url, _), httpx.AsyncClient(base_url=url) as http:
+        await http.get("/warm")
+        answer = await http.get("/close")
+    assert answer.status_code == 502
+    assert answer.json()["status"] == "error"
