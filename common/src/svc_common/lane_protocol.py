@@ -175,8 +175,14 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         slots = self._slots
         while slots and (data := slots[0].data) is not None:
             cycle = slots.popleft()
-            if not cycle.disconnected and not self.transport.is_closing():
-                self.transport.write(data)
+            if cycle.disconnected or self.transport.is_closing():
+                pass
+            elif slots:
+                self.transport.write(data)  # joined with the answers after it
+            else:
+                # The last answer owed: it leaves now, with any queued before it, rather
+                # than after this turn of the loop.
+                self.coalescing.write_through(data)
             # Complete only once written: uvicorn starts a request queued behind it then.
             cycle.response_complete = True
             if not cycle.keep_alive:

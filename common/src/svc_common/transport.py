@@ -35,6 +35,14 @@ class CoalescingTransport:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
+    def write_through(self, data: bytes) -> None:
+        """Send what is queued and data now, in one write (nothing more is coming this time)."""
+        if self._chunks:
+            self._chunks.append(data)
+            self.flush()
+        elif not self._transport.is_closing():
+            self._transport.write(data)
+
     def flush(self) -> None:
         """Send what is queued now."""
         self._scheduled = False
@@ -89,8 +97,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Hand uvicorn the wrapped transport."""
-        wrapped: Any = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
-        super().connection_made(wrapped)
+        self.coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
+        super().connection_made(cast(Any, self.coalescing))
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
