@@ -259,10 +259,29 @@ async def test_a_connection_filled_to_the_depth_sends_at_once_not_at_the_iterati
     connection = Connection(pool)
     transport = RecordingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
-    connection.send(b"one ", pool.loop.create_future())
+    connection.send(b"one ", pool.loop.create_future(), time_limit=5)
     assert transport.writes == [], "waits for the other requests of this iteration"
-    connection.send(b"two ", pool.loop.create_future())
+    connection.send(b"two ", pool.loop.create_future(), time_limit=5)
     assert transport.writes == [b"one two "], "full: nothing more can join this write"
     await asyncio.sleep(0)
     assert transport.writes == [b"one two "], "not sent twice"
     connection.close()
+
+
+async def test_a_request_behind_another_with_a_shorter_limit_times_out_on_its_own_time() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK)  # the warm-up; then silence
+        await asyncio.sleep(5)
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        await pool.get(get(pool, b"/warm"), time_limit=2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=3))
+        second = asyncio.ensure_future(pool.get(get(pool, b"/2"), time_limit=0.2))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        took = loop.time() - started
+    assert [getattr(r, "reason", r) for r in results] == ["reset", "timeout"]
+    assert took < 2, "the connection's one timer follows the soonest deadline, not the first"

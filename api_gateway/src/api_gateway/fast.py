@@ -11,8 +11,6 @@ callback that read it, and the answer back from the one that read the balancer's
 (FastLaneHandler.start): no task and no extra turn of the event loop on either side.
 """
 
-import asyncio
-
 from svc_common.auth import Principal, TokenError, TokenVerifier, bearer_token
 from svc_common.envelope import error_response
 from svc_common.fastlane import (
@@ -83,10 +81,8 @@ class GatewayLane(FastLaneHandler):
         forward = Forward(self, request, deliver, decision, data)
         if not decision.allowed:
             deliver(_limited(decision))
-        elif (timer := self.pool.send_now(data, forward, time_limit=self._time_limit)) is None:
+        elif not self.pool.send_now(data, forward, time_limit=self._time_limit):
             answer_later(request, self.forward(request, decision, data), deliver)
-        else:
-            forward.timer = timer
         return True
 
     async def respond(self, request: FastRequest) -> Answer:
@@ -151,7 +147,7 @@ class Forward:
     """A request sent from a parser callback; the connection hands it the outcome directly
     (it stands in for the asyncio.Future an awaited request waits on)."""
 
-    __slots__ = ("data", "decision", "deliver", "ended", "lane", "request", "timer")
+    __slots__ = ("data", "decision", "deliver", "ended", "lane", "request")
 
     def __init__(
         self,
@@ -167,7 +163,6 @@ class Forward:
         self.decision = decision
         self.data = data
         self.ended = False
-        self.timer: asyncio.TimerHandle | None = None
 
     def done(self) -> bool:
         """Whether the outcome is in (a timeout may come before a late answer)."""
@@ -175,20 +170,15 @@ class Forward:
 
     def set_result(self, reply: Reply) -> None:
         """The balancer answered: relay it."""
-        self._end()
+        self.ended = True
         self.deliver(self.lane.relay(self.request, self.decision, reply))
 
     def set_exception(self, error: BaseException) -> None:
         """No answer: a reused connection that broke gets one more try on a new one."""
-        self._end()
+        self.ended = True
         assert isinstance(error, UpstreamError)
         if error.reason == "reset":
             again = self.lane.forward(self.request, self.decision, self.data, fresh=True)
             answer_later(self.request, again, self.deliver)
         else:
             self.deliver(_unavailable(error, self.decision))
-
-    def _end(self) -> None:
-        self.ended = True
-        if self.timer is not None:
-            self.timer.cancel()

@@ -71,38 +71,25 @@ class UpstreamPool:
         connection, _ = await self._acquire(fresh=True)
         return await self._exchange(connection, data, time_limit)
 
-    def send_now(
-        self, data: bytes, waiter: Waiter, *, time_limit: float
-    ) -> asyncio.TimerHandle | None:
-        """Send on a connection that is ready (no await); None when there is none: use get().
+    def send_now(self, data: bytes, waiter: Waiter, *, time_limit: float) -> bool:
+        """Send on a connection that is ready (no await); False when there is none: use get().
 
         The waiter gets the answer, or an UpstreamError (a "reset" one came on a reused
-        connection: worth one more try on a fresh one); cancel the returned timer when it has
-        its outcome."""
+        connection: worth one more try on a fresh one)."""
         connection = self._ready()
         if connection is None:
-            return None
-        connection.send(data, waiter)
-        return self.loop.call_later(time_limit, self._time_out, connection, waiter)
+            return False
+        connection.send(data, waiter, time_limit=time_limit)
+        return True
 
     async def _exchange(self, connection: Connection, data: bytes, time_limit: float) -> Reply:
         waiter: asyncio.Future[Reply] = self.loop.create_future()
-        connection.send(data, waiter)
-        timer = self.loop.call_later(time_limit, self._time_out, connection, waiter)
+        connection.send(data, waiter, time_limit=time_limit)
         try:
             return await waiter
         except asyncio.CancelledError:
             connection.close()  # its answer would go to the next request
             raise
-        finally:
-            timer.cancel()
-
-    @staticmethod
-    def _time_out(connection: Connection, waiter: Waiter) -> None:
-        if not waiter.done():
-            waiter.set_exception(UpstreamError("timeout", "no answer in time", sent=True))
-            # Its answer may still come and would go to the next request: the link is spent.
-            connection.close()
 
     def _ready(self) -> Connection | None:
         """The connection requests of this moment go out on, else the latest idle one."""

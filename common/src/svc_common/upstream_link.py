@@ -76,6 +76,9 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         # Oldest first: HTTP/1.1 answers come in the order the requests went.
         self.waiters: deque[Waiter] = deque()
+        self.deadlines: deque[float] = deque()  # each waiter's, on the loop's clock
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.outbox: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -88,10 +91,15 @@ class Connection(asyncio.Protocol):
         """Keep the transport."""
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
-    def send(self, data: bytes, waiter: Waiter) -> None:
+    def send(self, data: bytes, waiter: Waiter, *, time_limit: float) -> None:
         """Queue one request; it leaves with the others of this loop iteration, in one write,
-        or at once when it fills the connection (the pool's depth). The waiter gets its answer."""
+        or at once when it fills the connection (the pool's depth). The waiter gets its
+        answer, or an UpstreamError: "timeout" when none came within time_limit seconds."""
+        deadline = self.pool.loop.time() + time_limit
         self.waiters.append(waiter)
+        self.deadlines.append(deadline)
+        if self.timer is None or deadline < self.timer_at:
+            self._arm(deadline)
         if not self.outbox:
             self.pool.loop.call_soon(self._flush)
         self.outbox.append(data)
@@ -99,6 +107,30 @@ class Connection(asyncio.Protocol):
             # Nothing more can join this write: sending it now lets the upstream start on it
             # while this process goes on with the rest of the iteration (same number of writes).
             self._flush()
+
+    def _check_deadlines(self) -> None:
+        """One timer per connection, not one per request, armed for the soonest deadline
+        (answered requests leave theirs behind: then it waits for the soonest one pending).
+        A request past its own fails, and the connection with it: its answer would go to
+        the next request."""
+        self.timer = None
+        if not self.deadlines:
+            return
+        now = self.pool.loop.time()
+        soonest = min(self.deadlines)
+        if soonest > now:
+            self._arm(soonest)
+            return
+        for waiter, deadline in zip(self.waiters, self.deadlines, strict=True):
+            if deadline <= now and not waiter.done():
+                waiter.set_exception(UpstreamError("timeout", "no answer in time", sent=True))
+        self.close()
+
+    def _arm(self, deadline: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.pool.loop.call_at(deadline, self._check_deadlines)
+        self.timer_at = deadline
 
     def _flush(self) -> None:
         outbox, self.outbox = self.outbox, []
@@ -139,6 +171,7 @@ class Connection(asyncio.Protocol):
         """httptools callback: hand the answer to the oldest waiter."""
         self.answered = False
         waiter = self.waiters.popleft()
+        self.deadlines.popleft()
         keep_alive = self.parser.should_keep_alive()
         if not waiter.done():
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -160,6 +193,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, error: UpstreamError) -> None:
         """Every waiter fails: the first with `error`; the ones behind it may have been read."""
         waiters, self.waiters = self.waiters, deque()
+        self.deadlines.clear()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(error)
@@ -169,5 +203,8 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         """Drop the connection."""
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.abort()

@@ -6,7 +6,6 @@ the event loop (FastLaneHandler.start). Anything else (no ready connection, a fa
 try and the retries after it) runs Balancer.run in a task, as every try did before.
 """
 
-import asyncio
 import time
 
 from svc_common.docs import is_docs_path
@@ -57,13 +56,12 @@ class BalancerLane(FastLaneHandler):
         pool = self._pool(backend)
         headers = lane_headers(request, keep_forwarded=True)
         first = FirstTry(self, request, deliver, backend, headers)
-        timer = pool.send_now(
+        if not pool.send_now(
             request_head(request.target, pool.host, headers), first, time_limit=first.timeout
-        )
-        if timer is None:
+        ):
             request.note = backend  # its turn is taken: respond() starts there
             return False
-        first.sent(timer)
+        first.started = backend.try_sent()
         return True
 
     async def respond(self, request: FastRequest) -> Answer:
@@ -139,7 +137,6 @@ class FirstTry:
         "lane",
         "request",
         "started",
-        "timer",
     )
 
     def __init__(
@@ -158,17 +155,11 @@ class FirstTry:
         self.deadline = time.monotonic() + lane.settings.upstream_timeout
         self.started = 0.0
         self.ended = False
-        self.timer: asyncio.TimerHandle | None = None
 
     @property
     def timeout(self) -> float:
         """This try's time limit."""
         return min(self.lane.settings.try_timeout, self.lane.settings.upstream_timeout)
-
-    def sent(self, timer: asyncio.TimerHandle) -> None:
-        """The request went out; timer fires if no answer comes in time."""
-        self.timer = timer
-        self.started = self.backend.try_sent()
 
     def done(self) -> bool:
         """Whether the outcome is in (a timeout may come before a late answer)."""
@@ -194,6 +185,4 @@ class FirstTry:
 
     def _end(self, status: int | None) -> None:
         self.ended = True
-        if self.timer is not None:
-            self.timer.cancel()
         self.backend.try_done(self.started, status)
