@@ -222,13 +222,15 @@ async def test_requests_of_the_same_moment_share_a_connection_and_answers_find_t
     assert reads == 2, "the five left in one write"
 
 
-async def test_a_timeout_spends_the_connection_and_fails_the_requests_behind_it_as_sent() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(OK)  # the warm-up; then silence
-        await asyncio.sleep(5)
+async def warm_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers the warm-up request, then never again."""
+    await read_request(reader)
+    writer.write(OK)
+    await asyncio.sleep(5)
 
-    async with serving(handler) as url:
+
+async def test_a_timeout_spends_the_connection_and_fails_the_requests_behind_it_as_sent() -> None:
+    async with serving(warm_then_silent) as url:
         pool = pool_for(url)
         await pool.get(get(pool, b"/warm"), time_limit=2)
         first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=0.1))
@@ -269,12 +271,7 @@ async def test_a_connection_filled_to_the_depth_sends_at_once_not_at_the_iterati
 
 
 async def test_a_request_behind_another_with_a_shorter_limit_times_out_on_its_own_time() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(OK)  # the warm-up; then silence
-        await asyncio.sleep(5)
-
-    async with serving(handler) as url:
+    async with serving(warm_then_silent) as url:
         pool = pool_for(url)
         await pool.get(get(pool, b"/warm"), time_limit=2)
         loop = asyncio.get_running_loop()
