@@ -77,11 +77,12 @@ class GatewayLane(FastLaneHandler):
         decision = self.limiter.hit_now("default", _caller(request))
         if decision is None:
             return False  # respond() counts it, in Redis
-        data = self._head(request)
-        forward = Forward(self, request, deliver, decision, data)
         if not decision.allowed:
             deliver(_limited(decision))
-        elif not self.pool.send_now(data, forward, time_limit=self._time_limit):
+            return True
+        data = self._head(request)
+        forward = Forward(self, request, deliver, decision, data)
+        if not self.pool.send_now(data, forward, time_limit=self._time_limit):
             answer_later(request, self.forward(request, decision, data), deliver)
         return True
 
