@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 from fastapi.testclient import TestClient
-from svc_common.app import YOUNG_GC_THRESHOLD, create_app
+from svc_common.app import create_app
+from svc_common.serving.tuning import YOUNG_GC_THRESHOLD
 from svc_common.settings import ServiceSettings
 
 
@@ -23,7 +24,7 @@ def test_a_served_process_freezes_its_start_up_and_collects_young_objects_less_o
     # In a child process: freezing is for the rest of the process, which must not be pytest's.
     script = (
         "import gc\n"
-        "from svc_common.app import settle_garbage_collector\n"
+        "from svc_common.serving.tuning import settle_garbage_collector\n"
         "before = gc.get_freeze_count()\n"
         "settle_garbage_collector()\n"
         "print(before, gc.get_freeze_count(), gc.get_threshold()[0])\n"

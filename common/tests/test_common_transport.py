@@ -18,7 +18,7 @@ from svc_common.logging import (
     _ContextFilter,
     request_id_var,
 )
-from svc_common.transport import CoalescingTransport
+from svc_common.serving.transport import CoalescingTransport
 
 
 class RecordingTransport:

@@ -10,9 +10,9 @@ import pytest
 import uvicorn
 from balancer_fakes import balancer_for
 from fastapi import FastAPI
-from load_balancer.fast import BalancerLane
-from svc_common.fastlane import LANE
-from svc_common.lane_protocol import FastLaneProtocol
+from load_balancer.lane import BalancerLane
+from svc_common.serving.lane import LANE
+from svc_common.serving.protocol import LaneProtocol
 
 _ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n%s"
 
@@ -78,7 +78,7 @@ async def lane_over(urls: list[str], **settings: Any) -> AsyncIterator[tuple[str
         await balancer.close()
 
     app = FastAPI(lifespan=lifespan)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=FastLaneProtocol, log_config=None)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=LaneProtocol, log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)

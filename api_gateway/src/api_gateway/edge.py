@@ -1,13 +1,16 @@
-"""What faces browsers at the edge: CORS from CORS_ORIGINS, and gzip for large answers."""
+"""What faces browsers at the edge: CORS from CORS_ORIGINS, and gzip for large answers.
 
-import gzip
+gzip is Starlette's GZipMiddleware on both paths: the lane runs a whole answer through it in
+memory (gzipped()), so the two cannot disagree on what is compressed or how it is labelled.
+"""
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from svc_common.envelope import error_response
+from svc_common.serving.lane import Answer, RawAnswer
 
 GZIP_LEVEL = 6
 CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -62,16 +65,6 @@ def accepts_gzip(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"accept-encoding" and b"gzip" in value for name, value in headers)
 
 
-def gzip_body(headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    """The fast lane's answer gzipped as GZipMiddleware would: unless encoded already, and
-    varying on Accept-Encoding (headers gets both)."""
-    if any(name == b"content-encoding" for name, _ in headers):
-        return body
-    headers.append((b"content-encoding", b"gzip"))
-    headers.append((b"vary", b"Accept-Encoding"))
-    return gzip.compress(body, compresslevel=GZIP_LEVEL)
-
-
 class GzipWhenAccepted:
     """Compress answers over min_size for clients that ask; everyone else skips the wrapper."""
 
@@ -84,3 +77,33 @@ class GzipWhenAccepted:
             await self.gzip(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def gzip_wanted(request_headers: list[tuple[bytes, bytes]], size: int, min_size: int) -> bool:
+    """Whether a whole answer of this size may be gzipped for this request (the lane asks)."""
+    return size >= min_size and accepts_gzip(request_headers)
+
+
+async def gzipped(
+    answer: Answer, request_headers: list[tuple[bytes, bytes]], *, min_size: int
+) -> Answer:
+    """A whole answer as GzipWhenAccepted sends it on the ASGI path (run in memory)."""
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"status": answer.status_code, "headers": list(answer.raw_headers)}
+        await send({"type": "http.response.start", **start})
+        await send({"type": "http.response.body", "body": bytes(answer.body)})
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def capture(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "headers": request_headers}
+    await GZipMiddleware(app, minimum_size=min_size, compresslevel=GZIP_LEVEL)(
+        scope, receive, capture
+    )
+    start, body = sent
+    return RawAnswer(start["status"], list(start["headers"]), body["body"])

@@ -17,16 +17,17 @@ from svc_common.database import (
     schema_lock,
     session_factory,
 )
-from svc_common.fastlane import LANE
 from svc_common.health import HealthCheck
 from svc_common.revocation import RevocationList
+from svc_common.serving.lane import LANE
 
 from api_gateway.config import GatewaySettings, one_rate
 from api_gateway.edge import EnvelopeCORSMiddleware, GzipWhenAccepted
-from api_gateway.fast import GatewayLane
+from api_gateway.lane import GatewayLane
 from api_gateway.openapi import MergedOpenAPI
 from api_gateway.proxy import GatewayProxyMiddleware, Upstream
-from api_gateway.ratelimit import RateLimiter, RateLimitMiddleware
+from api_gateway.ratelimit import RateLimiter
+from api_gateway.ratelimit_asgi import RateLimitMiddleware
 from api_gateway.routes import router
 from api_gateway.users import ensure_default_users
 

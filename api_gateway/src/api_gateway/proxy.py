@@ -1,28 +1,24 @@
-"""Forwarding /itens to the load balancer: plain ASGI, token checked, bodies bounded."""
+"""Forwarding /itens to the load balancer, and the policy the lane shares: which paths are
+forwarded, who is admitted, and what a failed forward answers."""
 
 import logging
 
 import aiohttp
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from svc_common.auth import (
-    INVALID_TOKEN,
-    NOT_AUTHENTICATED,
-    TokenError,
-    TokenVerifier,
-    bearer_token,
-)
+from svc_common.auth import Principal, TokenError, TokenVerifier, admit
 from svc_common.envelope import error_response
-from svc_common.proxy import (
+from svc_common.forwarding.asgi import (
     BodyTooLarge,
     RelayInterrupted,
     client_address,
     forward,
     new_session,
     read_body,
-    route_label,
     upstream_headers,
 )
+from svc_common.forwarding.failures import FailureAnswers, UpstreamError
+from svc_common.forwarding.headers import route_label
 
 from api_gateway.config import GatewaySettings
 
@@ -31,6 +27,9 @@ log = logging.getLogger("api_gateway.proxy")
 FORWARDED_PREFIX = "/itens"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ANSWERS = FailureAnswers(
+    unreachable="Load balancer unreachable", timed_out="Upstream timed out", failed="Bad gateway"
+)
 
 
 def is_forwarded(path: str) -> bool:
@@ -38,10 +37,18 @@ def is_forwarded(path: str) -> bool:
     return path == FORWARDED_PREFIX or path.startswith(FORWARDED_PREFIX + "/")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def admission(verifier: TokenVerifier, authorization: bytes | None) -> Principal | Response:
+    """The caller a forwarded request is sent for, or the 401 that refuses it."""
+    try:
+        return admit(verifier, authorization)
+    except TokenError as exc:
+        return error_response(401, str(exc), headers=_CHALLENGE)
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
-            return str(value.decode("latin-1"))
+            return bytes(value)
     return None
 
 
@@ -127,20 +134,16 @@ class GatewayProxyMiddleware:
         return error_response(413, f"Request body over {self.max_body} bytes")
 
     def _declared_too_large(self, scope: Scope) -> Response | None:
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        declared = (_header(scope, b"content-length") or b"").decode("latin-1")
+        if declared.isdigit() and int(declared) > self.max_body:
             return self._too_large()
         return None
 
     def _refuse(self, scope: Scope) -> Response | None:
         """A 401 or 413 decided from the headers alone, before reading the body."""
-        token = bearer_token(_header(scope, b"authorization"))
-        if token is None:
-            return error_response(401, NOT_AUTHENTICATED, headers=_CHALLENGE)
-        try:
-            self.verifier.verify(token)
-        except TokenError:
-            return error_response(401, INVALID_TOKEN, headers=_CHALLENGE)
+        admitted = admission(self.verifier, _header(scope, b"authorization"))
+        if isinstance(admitted, Response):
+            return admitted
         return self._declared_too_large(scope)
 
     async def _relay(self, scope: Scope, send: Send, body: bytes) -> Response | None:
@@ -152,10 +155,6 @@ class GatewayProxyMiddleware:
             await forward(self.upstream.session, url, scope, send, body=body, headers=headers)
         except RelayInterrupted:
             log.warning("load balancer dropped a response midway")
-        except TimeoutError:
-            return error_response(504, "Upstream timed out")
-        except aiohttp.ClientConnectorError:
-            return error_response(503, "Load balancer unreachable", headers={"Retry-After": "1"})
-        except aiohttp.ClientError:
-            return error_response(502, "Bad gateway")
+        except UpstreamError as exc:
+            return ANSWERS.answer(exc)
         return None

@@ -22,14 +22,12 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from svc_common.auth import TokenError, TokenVerifier, bearer_token
+from starlette.responses import Response
+from svc_common.auth import Principal
 from svc_common.autopipeline import AutoPipeline
 from svc_common.envelope import error_response
 
-from api_gateway.config import Network
 from api_gateway.counters import SyncedCounters
-from api_gateway.forwarded import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +35,6 @@ REDIS_RETRY_SECONDS = 1.0
 REDIS_TIMEOUT_SECONDS = 0.25
 KEY_PREFIX = "ratelimit"
 KEY_CACHE_SIZE = 10_000
-# Polled by monitors and probes, which must never be throttled out of seeing an outage.
-EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
 
 
 @dataclass(slots=True)
@@ -80,6 +76,17 @@ _TITLES = {
     b"x-ratelimit-reset": "X-RateLimit-Reset",
     b"retry-after": "Retry-After",
 }
+
+
+def caller_key(principal: Principal | None, client_ip: str) -> str:
+    """Whose quota a request spends: `user:<name>` for a verified token, else `ip:<address>`,
+    so forged tokens cannot spend somebody else's quota."""
+    return "user:" + principal.username if principal is not None else "ip:" + client_ip
+
+
+def limited(decision: Decision) -> Response:
+    """The 429 of a request over its limit, with the limit's headers and Retry-After."""
+    return error_response(429, "Rate limit exceeded", headers=decision.headers())
 
 
 def _redis_storage(pool: ConnectionPool, url: str) -> RedisStorage:
@@ -235,56 +242,3 @@ class RateLimiter:
             except (StorageError, RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(exc)
         return await self.memory.incr(key, window, amount)
-
-
-class RateLimitMiddleware:
-    """RATE_LIMIT per user (by verified token) or per client IP, with headers on every answer."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        limiter: RateLimiter,
-        verifier: TokenVerifier,
-        proxies: tuple[Network, ...],
-    ) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.verifier = verifier
-        self.proxies = proxies
-
-    def identity(self, scope: Scope) -> str:
-        """`user:<name>` for a valid token; `ip:<address>` otherwise, so forged tokens cannot
-        spend somebody else's quota."""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = bearer_token(value.decode("latin-1"))
-                if token:
-                    try:
-                        return "user:" + self.verifier.verify(token).username
-                    except TokenError:
-                        pass
-                break
-        return "ip:" + client_ip(scope, self.proxies)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
-        decision = await self.limiter.hit("default", self.identity(scope))
-        if not decision.allowed:
-            response = error_response(429, "Rate limit exceeded", headers=decision.headers())
-            await response(scope, receive, send)
-            return
-        raw = decision.raw_headers()
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = message.get("headers", [])
-                # A login 429 carries its own X-RateLimit-*; the IETF fields are lists and add up.
-                own = any(name == b"x-ratelimit-limit" for name, _ in present)
-                extra = [h for h in raw if not (own and h[0].startswith(b"x-ratelimit"))]
-                message["headers"] = [*present, *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

@@ -1,7 +1,5 @@
 """The app factory: every service gets the envelope, /saude, /metrics, /docs and request ids."""
 
-import ctypes
-import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,20 +13,16 @@ from svc_common.auth import TokenVerifier
 from svc_common.docs import OpenAPIProvider, install_docs
 from svc_common.envelope import install_error_handlers
 from svc_common.health import HealthCheck, health_router
-from svc_common.lane_protocol import FastLaneProtocol
 from svc_common.logging import configure_logging
 from svc_common.metrics import metrics_router
 from svc_common.middleware import RequestContextMiddleware
 from svc_common.revocation import RevocationList
+from svc_common.serving import tuning
+from svc_common.serving.lane import LANE
+from svc_common.serving.protocol import LaneProtocol
 from svc_common.settings import AuthSettings, ServiceSettings
 
 KEEP_ALIVE_SECONDS = 75
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
-# Tracked allocations between young collections (CPython's default: 700).
-YOUNG_GC_THRESHOLD = 10_000
-# Set by serve(): the app lives as long as the process, so what start-up built may be frozen
-# (an app made by a test goes away with the test, and must stay collectable).
-_whole_process = False
 
 
 def create_app(
@@ -50,14 +44,14 @@ def create_app(
     (shared through REDIS_URL when set); pass `token_verifier` to use one built already.
     """
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    fixed_mmap_threshold()
+    tuning.fixed_mmap_threshold()
     if token_verifier is None and isinstance(settings, AuthSettings):
         token_verifier = TokenVerifier(
             settings.jwt_key, revocations=RevocationList(settings.redis_url)
         )
     if token_verifier is not None:
         lifespan = _following_revocations(token_verifier.revocations, lifespan)
-    lifespan = _trimming_after_startup(lifespan)
+    lifespan = _after_startup(lifespan, lane=settings.fast_lane)
     app = FastAPI(
         title=title,
         description=description,
@@ -105,67 +99,22 @@ def _following_revocations(
     return lifespan
 
 
-def _glibc() -> Any:
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: its tuning does not apply
-        return None
-
-
-def fixed_mmap_threshold() -> None:
-    """Blocks over 256 KiB come from, and go straight back to, the OS.
-
-    glibc raises its mmap threshold after a big block is freed, so the next one lands in
-    the heap and stays there: each worker thread that hashed a password (argon2 takes
-    19 MiB) would keep 19 MiB for the rest of the process. A fixed threshold stops that.
-    """
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
-
-
-def release_free_memory() -> None:
-    """Hand the heap that start-up used and freed back to the OS (glibc keeps it otherwise)."""
-    gc.collect()
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-def settle_garbage_collector() -> None:
-    """Leave what start-up built out of every later collection, and collect young objects
-    less often.
-
-    A full collection walks every tracked object: under load the balancer ran one every few
-    seconds over the ~75,000 objects of its modules, app and schemas, a 40 ms pause each
-    time with every request in flight waiting behind it. Frozen, they are skipped (1 ms).
-    Objects of a request in flight survive a young collection at gen-0's 700 allocations,
-    which a proxy reaches every few dozen requests; at YOUNG_GC_THRESHOLD most are freed by
-    reference counting before one runs.
-    """
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
-
-
-def _started() -> None:
-    release_free_memory()
-    if _whole_process:
-        settle_garbage_collector()
-
-
-def _trimming_after_startup(inner: Lifespan[Any] | None) -> Lifespan[Any]:
+def _after_startup(inner: Lifespan[Any] | None, *, lane: bool) -> Lifespan[Any]:
     # Migrations, schema building and the default users' password hashes leave megabytes of
-    # freed heap behind; at rest a service should hold only what it uses.
+    # freed heap behind; at rest a service should hold only what it uses. FAST_LANE=false
+    # leaves the lane handler out of the state, so every request takes the ASGI path.
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         if inner is None:
-            _started()
+            tuning.started()
             yield None
         else:
             async with inner(app) as state:
-                _started()
-                yield state
+                tuning.started()
+                if not lane and isinstance(state, dict):
+                    yield {key: value for key, value in state.items() if key != LANE}
+                else:
+                    yield state
 
     return lifespan
 
@@ -177,8 +126,7 @@ def add_health_check(app: FastAPI, check: HealthCheck) -> None:
 
 def serve(factory_path: str, settings: ServiceSettings) -> None:
     """Run one service under uvicorn (uvloop, httptools) from its app factory."""
-    global _whole_process  # noqa: PLW0603 - one switch, set once per process
-    _whole_process = True
+    tuning.whole_process()
     uvicorn.run(
         factory_path,
         factory=True,
@@ -186,7 +134,7 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
         port=settings.porta,
         loop="uvloop",
         # httptools, one write per response, and the fast lane for a service that has one.
-        http=FastLaneProtocol,
+        http=LaneProtocol,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -119,12 +119,27 @@ class TokenVerifier:
         )
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer ...` header value."""
+def bearer_token(authorization: str | bytes | None) -> str | None:
+    """The token of an `Authorization: Bearer ...` header value: the one parser of the lane
+    and the ASGI path of every service."""
     if not authorization:
         return None
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def admit(verifier: "TokenVerifier", authorization: str | bytes | None) -> Principal:
+    """The caller behind an Authorization header; TokenError (message: NOT_AUTHENTICATED or
+    INVALID_TOKEN, as the 401 says it) when there is none to trust."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise TokenError(NOT_AUTHENTICATED)
+    try:
+        return verifier.verify(token)
+    except TokenError:
+        raise TokenError(INVALID_TOKEN) from None
 
 
 def unauthorized(message: str = INVALID_TOKEN) -> HTTPException:
@@ -135,23 +150,21 @@ def unauthorized(message: str = INVALID_TOKEN) -> HTTPException:
 _bearer = HTTPBearer(auto_error=False, description="Access token from the gateway's /login")
 
 
-def principal_from(request: Request, token: str | None) -> Principal:
-    """The verified caller behind a bearer token; 401 otherwise."""
-    if not token:
-        raise unauthorized(NOT_AUTHENTICATED)
-    verifier: TokenVerifier = request.app.state.token_verifier
+def principal_from(request: Request) -> Principal:
+    """The verified caller of a request, by admit() as the lane does; 401 otherwise."""
     try:
-        return verifier.verify(token)
-    except TokenError:
-        raise unauthorized() from None
+        return admit(request.app.state.token_verifier, request.headers.get("authorization"))
+    except TokenError as exc:
+        raise unauthorized(str(exc)) from None
 
 
 async def current_user(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The verified caller of a service that is not the gateway."""
-    return principal_from(request, credentials.credentials if credentials else None)
+    """The verified caller of a service that is not the gateway (HTTPBearer only declares the
+    scheme in the OpenAPI document)."""
+    return principal_from(request)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

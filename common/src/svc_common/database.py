@@ -224,27 +224,34 @@ def is_unavailable(error: exc.DBAPIError) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
-async def _database_unavailable(request: Request, error: Exception) -> Response:
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
-    return error_response(
-        503, "Database unavailable, try again shortly", headers={"Retry-After": "1"}
+# Errors of a database that cannot be reached, whatever the driver says beyond that.
+UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError)
+
+
+def database_error_answer(error: Exception, *, method: str, path: str) -> Response:
+    """The answer to a database error on a request, on the ASGI path and the lane alike: 503
+    with Retry-After when the database cannot be reached, else a 500."""
+    unavailable = isinstance(error, UNAVAILABLE_ERRORS) or (
+        isinstance(error, exc.DBAPIError) and is_unavailable(error)
     )
-
-
-async def _driver_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, exc.DBAPIError)
-    if is_unavailable(error):
-        return await _database_unavailable(request, error)
-    log.error("database error on %s %s", request.method, request.url.path, exc_info=error)
+    if unavailable:
+        log.warning("database unavailable on %s %s: %s", method, path, error)
+        return error_response(
+            503, "Database unavailable, try again shortly", headers={"Retry-After": "1"}
+        )
+    log.error("database error on %s %s", method, path, exc_info=error)
     return error_response(500, "Internal server error")
+
+
+async def _database_error(request: Request, error: Exception) -> Response:
+    return database_error_answer(error, method=request.method, path=request.url.path)
 
 
 def install_database_error_handler(app: FastAPI) -> None:
     """A lost, restarting or saturated database is a 503 in the envelope, not a 500."""
-    for kind in (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError):
-        app.add_exception_handler(kind, _database_unavailable)
-    # Any other driver error: a 503 when it says the server is gone or restarting.
-    app.add_exception_handler(exc.DBAPIError, _driver_error)
+    # Any other driver error too: a 503 when it says the server is gone or restarting.
+    for kind in (*UNAVAILABLE_ERRORS, exc.DBAPIError):
+        app.add_exception_handler(kind, _database_error)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,11 @@ def finished(
         )
 
 
+def served_by_headers(name: str | None) -> tuple[tuple[bytes, bytes], ...]:
+    """X-Served-By, which every answer of a server instance carries (both paths)."""
+    return ((b"x-served-by", name.encode()),) if name else ()
+
+
 def route_template(scope: Scope) -> str:
     """The matched route's template, so metrics labels stay bounded."""
     route = scope.get("route")
@@ -65,7 +70,7 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp, *, served_by: str | None = None, access_log: bool = True):
         self.app = app
-        self.extra_headers = [(b"x-served-by", served_by.encode())] if served_by else []
+        self.extra_headers = served_by_headers(served_by)
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     access_log: bool = True
+    # Plain GETs answered below ASGI (svc_common.serving); off, every request takes the ASGI
+    # path with the same answers.
+    fast_lane: bool = True
     dev_mode: bool = False
 
 

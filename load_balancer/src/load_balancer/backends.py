@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from svc_common.upstream import UpstreamPool
+from svc_common.forwarding.pool import UpstreamPool
 
 from load_balancer.config import BalancerSettings
 from load_balancer.stats import BackendMetrics, LatencyWindow
@@ -64,7 +64,7 @@ class Backend:
         self.in_flight = 0
         self.last_error: str | None = None
         self.latency = LatencyWindow()
-        # The fast lane's keep-alive connections, opened on its first GET here.
+        # The lane's keep-alive connections, opened on its first GET here.
         self.connections: UpstreamPool | None = None
         self.metrics = BackendMetrics(
             name, up=lambda: self.state in SERVING, in_flight=lambda: self.in_flight

@@ -9,13 +9,13 @@ from pydantic import BaseModel
 from starlette.middleware import Middleware
 from svc_common.app import add_health_check, create_app, serve
 from svc_common.envelope import Envelope
-from svc_common.fastlane import LANE
 from svc_common.health import CheckFailed, HealthCheck
+from svc_common.serving.lane import LANE
 
 from load_balancer.backends import SERVING
 from load_balancer.config import BalancerSettings
-from load_balancer.fast import BalancerLane
 from load_balancer.health import HealthChecker
+from load_balancer.lane import BalancerLane
 from load_balancer.proxy import Balancer, BalancerMiddleware
 
 router = APIRouter(tags=["balancer"])

@@ -10,27 +10,38 @@ import aiohttp
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from svc_common.docs import is_docs_path
-from svc_common.envelope import error_response
-from svc_common.proxy import (
+from svc_common.forwarding.asgi import (
     RelayInterrupted,
+    classify,
     client_address,
     new_session,
     relay_response,
-    route_label,
     upstream_headers,
     upstream_url,
 )
+from svc_common.forwarding.failures import FailureAnswers, UpstreamError
+from svc_common.forwarding.headers import route_label
 
 from load_balancer.backends import Backend, BackendPool
 from load_balancer.body import ClientGone, RequestBody
 from load_balancer.config import BalancerSettings
-from load_balancer.retries import Retries, TryFailed, classify, may_resend
+from load_balancer.retries import Retries, may_resend
 from load_balancer.stats import NO_BACKEND, RETRIES
 
 log = logging.getLogger("load_balancer.proxy")
 
 # The balancer's own endpoints (and its docs); every other path belongs to the backends.
 OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
+ANSWERS = FailureAnswers(
+    unreachable="No backend server available",
+    timed_out="Upstream server timed out",
+    failed="Upstream server failed",
+)
+
+
+def is_forwarded(path: str) -> bool:
+    """Every path that is not the balancer's own (or its docs) belongs to the backends."""
+    return path not in OWN_PATHS and not is_docs_path(path)
 
 
 @dataclass(slots=True)
@@ -39,7 +50,7 @@ class Outcome:
 
     backend: Backend | None
     tries: int
-    failure: TryFailed | None = None
+    failure: UpstreamError | None = None
     client_gone: bool = False
 
     def log_extra(self) -> dict[str, object]:
@@ -50,14 +61,11 @@ class Outcome:
         return extra
 
 
-def give_up(failure: TryFailed | None) -> Response:
+def give_up(failure: UpstreamError | None) -> Response:
     """The error for a request no backend answered: 503, 504 or 502."""
     if failure is None or failure.reason == "connect":
         NO_BACKEND.inc()
-        return error_response(503, "No backend server available", headers={"Retry-After": "1"})
-    if failure.reason in {"timeout", "deadline"}:
-        return error_response(504, "Upstream server timed out")
-    return error_response(502, "Upstream server failed")
+    return ANSWERS.answer(failure)
 
 
 class Balancer:
@@ -76,7 +84,7 @@ class Balancer:
             limit=self.settings.pool_limit,
             limit_per_host=self.settings.pool_limit_per_backend,
             keepalive_timeout=self.settings.keepalive_timeout,
-            retry_stale_connections=False,  # our own policy decides, and picks another backend
+            retry_stale_connections=False,  # our own policy decides (Balancer.run)
         )
 
     async def close(self) -> None:
@@ -129,16 +137,18 @@ class Balancer:
         resend_ok: bool,
         body: RequestBody | None = None,
         first: Backend | None = None,
-        after: "tuple[Backend, TryFailed, float] | None" = None,
+        after: "tuple[Backend, UpstreamError, float] | None" = None,
     ) -> Outcome:
         """Try backends until one answers or the retry policy says stop.
 
         attempt(backend, deadline) makes one try and returns the status it relayed, or
-        raises TryFailed when no answer reached the client; deadline is on time.monotonic().
+        raises UpstreamError when no answer reached the client; deadline is on time.monotonic().
+        A backend is tried a second time only when no other is left and its connection closed
+        before answering.
         first: the backend already picked for the first try; after: (backend, failure,
         deadline) of a first try made elsewhere that failed."""
         tried: list[Backend] = []
-        failure: TryFailed | None = None
+        failure: UpstreamError | None = None
         retries: Retries | None = None
         deadline = time.monotonic() + self.settings.upstream_timeout
         if after is not None:
@@ -154,17 +164,21 @@ class Balancer:
                 if not retries.allow(failure):
                     break
             backend = first if first is not None and not tried else self.pool.pick(tried)
+            if backend is None and failure is not None and failure.unanswered_close:
+                # No other backend: the one whose connection closed unanswered, once more
+                # (on a fresh connection, RFC 9112 9.3.1).
+                backend = tried[-1] if tried.count(tried[-1]) == 1 else None
             if backend is None:
                 break
             if time.monotonic() >= deadline:
-                failure = TryFailed("deadline", "deadline passed", sent=True)
+                failure = UpstreamError("deadline", "deadline passed", sent=True)
                 break
             if failure is not None:
                 RETRIES.labels(failure.reason).inc()
             tried.append(backend)
             try:
                 status = await attempt(backend, deadline)
-            except TryFailed as exc:
+            except UpstreamError as exc:
                 failure = exc
             except RelayInterrupted as exc:
                 self.pool.failed(backend, "reset", type(exc.__cause__).__name__)
@@ -189,7 +203,7 @@ class Balancer:
         headers: list[tuple[str, str]],
         deadline: float,
     ) -> int:
-        """One try on one backend; raises TryFailed when no answer reached the client."""
+        """One try on one backend; raises UpstreamError when no answer reached the client."""
         assert self._session is not None, "Balancer.start() was not called"
         if backend.host_header:
             headers = [*headers, ("Host", backend.host_header)]
@@ -226,7 +240,7 @@ class BalancerMiddleware:
         self.balancer = balancer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OWN_PATHS or is_docs_path(scope["path"]):
+        if scope["type"] != "http" or not is_forwarded(scope["path"]):
             await self.app(scope, receive, send)
         else:
             await self.balancer.handle(scope, receive, send)

@@ -19,12 +19,12 @@ from svc_common.database import (
     ping,
     session_factory,
 )
-from svc_common.fastlane import LANE
 from svc_common.health import HealthCheck
+from svc_common.serving.lane import LANE
 
 from server.cache import ItemCache
 from server.config import ServerSettings
-from server.fast_read import ItemReadLane
+from server.lane import ItemReadLane
 from server.routes import router
 
 MIGRATIONS = Path(__file__).parent / "migrations"

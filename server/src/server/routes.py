@@ -17,9 +17,9 @@ from svc_common.envelope import (
 from server import crud
 from server.cache import ItemCache
 from server.deps import ItemCacheDep, ItemFilterDep
-from server.fast_read import item_response, load_item
 from server.models import Item
 from server.preconditions import etag, expected_version, precondition_failed
+from server.reads import read_item as read_one
 from server.schemas import ItemIn, ItemOut
 
 router = APIRouter(prefix="/itens", tags=["itens"], responses=ERROR_RESPONSES)
@@ -133,11 +133,14 @@ async def read_item(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """One item by id, with its ETag; served from the item cache when Redis is configured."""
-    # Plain reads are answered on the fast lane (ItemReadLane); this serves the rest the same way.
-    sessions = request.app.state.sessions
+    # Plain reads are answered on the lane (ItemReadLane), with the same read_one().
     cache: ItemCache = request.app.state.item_cache
-    cached = await cache.read(item_id, lambda: load_item(sessions, item_id))
-    return item_response(item_id, cached, if_none_match)
+    return await read_one(
+        cache=cache,
+        sessions=request.app.state.sessions,
+        item_id=item_id,
+        if_none_match=if_none_match,
+    )
 
 
 @router.put("/{item_id}", summary="Replace an item", responses=_CHANGE_ERRORS)

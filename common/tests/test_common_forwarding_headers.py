@@ -1,7 +1,8 @@
 """The forwarding helpers keep end-to-end headers and drop hop-by-hop ones."""
 
+from svc_common.forwarding.asgi import upstream_headers, upstream_url
+from svc_common.forwarding.headers import route_label
 from svc_common.logging import request_id_var
-from svc_common.proxy import route_label, upstream_headers, upstream_url
 
 
 def _scope(headers: list[tuple[bytes, bytes]], **extra: object) -> dict:

@@ -12,12 +12,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from prometheus_client import REGISTRY
-from svc_common.fastlane import LANE, Deliver, FastLaneHandler, FastRequest, RawAnswer
-from svc_common.lane_protocol import FastLaneProtocol
 from svc_common.logging import request_id_var
+from svc_common.serving.lane import LANE, Deliver, LaneHandler, LaneRequest, RawAnswer
+from svc_common.serving.protocol import LaneProtocol
 
 
-class EchoLane(FastLaneHandler):
+class EchoLane(LaneHandler):
     """Takes GET /lane/...; answers what it saw."""
 
     extra_headers = ((b"x-served-by", b"echo"),)
@@ -27,13 +27,13 @@ class EchoLane(FastLaneHandler):
         self.gate: asyncio.Event | None = None
         self.started: list[str] = []
 
-    def accepts(self, request: FastRequest) -> bool:
+    def accepts(self, request: LaneRequest) -> bool:
         if not request.path.startswith("/lane/"):
             return False
         request.route = "/lane/{x}"
         return True
 
-    def start(self, request: FastRequest, deliver: Deliver) -> bool:
+    def start(self, request: LaneRequest, deliver: Deliver) -> bool:
         """/lane/start/...: answered from here (now, or from a timer callback), with no task."""
         if not request.path.startswith("/lane/start/"):
             return False
@@ -46,7 +46,7 @@ class EchoLane(FastLaneHandler):
             asyncio.get_running_loop().call_later(0.1, deliver, answer)
         return True
 
-    async def respond(self, request: FastRequest) -> RawAnswer:
+    async def respond(self, request: LaneRequest) -> RawAnswer:
         self.request_ids.append(request_id_var.get())
         self.started.append(request.path)
         if self.gate is not None and "slow" in request.path:
@@ -80,7 +80,7 @@ async def running(lane: EchoLane, *, keep_alive: float = 5.0) -> AsyncIterator[s
         app_with(lane),
         host="127.0.0.1",
         port=0,
-        http=FastLaneProtocol,
+        http=LaneProtocol,
         log_config=None,
         timeout_keep_alive=keep_alive,
     )

@@ -1,8 +1,11 @@
-"""The fast lane (svc_common.fastlane) inside uvicorn's httptools protocol.
+"""uvicorn's httptools protocol, with one write per response and the lane: the one module
+that knows uvicorn's internals.
 
-A GET the service's lane accepts is taken as soon as its headers are parsed, answered by the
-lane's task below ASGI, and written in its turn among the connection's answers; anything
-else goes on to uvicorn and the ASGI app as always.
+It subclasses HttpToolsProtocol and relies on the attributes and methods in UVICORN_INTERNALS
+(a contract test checks each against the installed uvicorn, which common/pyproject.toml bounds
+to the minor version the suite ran on). A GET the service's lane accepts is taken as soon as
+its headers are parsed and answered below ASGI (svc_common.serving.lane), in its turn among
+the connection's answers; anything else goes on to uvicorn and the ASGI app as always.
 """
 
 import asyncio
@@ -10,18 +13,36 @@ import logging
 import time
 import urllib.parse
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from svc_common.envelope import error_response
-from svc_common.fastlane import LANE, Answer, FastLaneHandler, FastRequest, answer_later, encode
 from svc_common.middleware import finished, request_id_from
-from svc_common.transport import CoalescingHttpToolsProtocol
+from svc_common.serving.lane import (
+    LANE,
+    Answer,
+    LaneHandler,
+    LaneRequest,
+    answer_later,
+    encode,
+)
+from svc_common.serving.transport import CoalescingTransport
 
 log = logging.getLogger(__name__)
 
+# What this module uses of HttpToolsProtocol beyond asyncio.Protocol: methods it overrides or
+# calls, and attributes it reads or sets (checked by common/tests/test_common_uvicorn_contract.py).
+UVICORN_INTERNALS = (
+    *("on_message_begin", "on_headers_complete", "on_response_complete", "send_400_response"),
+    *("timeout_keep_alive_handler", "_unset_keepalive_if_required", "_start_asgi_task"),
+    *("app_state", "client", "cycle", "expect_100_continue", "flow", "headers", "url"),
+    *("limit_concurrency", "loop", "parser", "pipeline", "scheme", "scope", "server_state"),
+    *("tasks", "timeout_keep_alive", "timeout_keep_alive_task", "transport"),
+)
+# What uvicorn reads and sets on a request's cycle (a lane request's is a _LaneCycle).
+CYCLE_INTERNALS = ("disconnected", "keep_alive", "message_event", "more_body", "response_complete")
 # Lane answers a connection may have pending; more pipelined requests wait their turn.
 MAX_PIPELINED = 32
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
@@ -53,9 +74,7 @@ class _LaneCycle:
     )
     message_event = _NoEvent()
 
-    def __init__(
-        self, protocol: "FastLaneProtocol", lane: FastLaneHandler, request: FastRequest
-    ) -> None:
+    def __init__(self, protocol: "LaneProtocol", lane: LaneHandler, request: LaneRequest) -> None:
         self.protocol = protocol
         self.lane = lane
         self.request = request
@@ -91,17 +110,72 @@ class _LaneCycle:
         )
 
 
-class FastLaneProtocol(CoalescingHttpToolsProtocol):
-    """uvicorn's httptools protocol that hands accepted GETs to the service's lane.
+class LaneProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol over a CoalescingTransport, with a keep-alive timer per idle stretch,
+    that hands the GETs the service's lane accepts to it.
 
-    Pipelined lane requests (our own proxies send the GETs of one moment together on one
-    connection) run at the same time; their answers leave in the order they were asked.
+    uvicorn arms a keep-alive timer after every response and cancels it when the next
+    request's bytes arrive: a timer made and dropped per request. Here a response notes when
+    the connection went idle and arms a timer only if none is armed. Pipelined lane requests
+    (our proxies send the GETs of one moment together on one connection) run at the same
+    time; their answers leave in the order they were asked.
     """
 
+    _idle_since: float | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start with no lane answers pending."""
-        super().connection_made(transport)
+        """Hand uvicorn the wrapped transport; no lane answers pending yet."""
+        self.coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
+        super().connection_made(cast(Any, self.coalescing))
         self._slots: deque[_LaneCycle] = deque()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
+        answer = encode(
+            error_response(400, msg),
+            request_id=request_id_from(self.headers or []),
+            default_headers=self.server_state.default_headers,
+            keep_alive=False,
+        )
+        self.transport.write(answer)
+        self.transport.close()
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this when bytes arrive: the connection is busy, not idle.
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but the keep-alive timer is armed only when none is."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive_expired
+            )
+
+    def _keep_alive_expired(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # a request came in; its response arms the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_expired)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, and the keep-alive timer goes too."""
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     def on_message_begin(self) -> None:
         """What uvicorn resets for each request, but not its ASGI scope (a dict and a copy of
@@ -118,7 +192,7 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """Hand a GET the lane accepts to it; anything else goes the ASGI way."""
-        lane: FastLaneHandler | None = self.app_state.get(LANE)
+        lane: LaneHandler | None = self.app_state.get(LANE)
         request = None if lane is None else self._lane_request()
         if lane is None or request is None or not lane.accepts(request):
             self._build_scope()
@@ -137,7 +211,7 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         if not started:
             answer_later(request, lane.respond(request), cycle.finish, tasks=self.tasks)
 
-    def _lane_request(self) -> FastRequest | None:
+    def _lane_request(self) -> LaneRequest | None:
         """The request, if it may take the lane: a bodiless HTTP/1.1 GET that is not queued
         behind an ASGI request of the same connection."""
         parser = self.parser
@@ -161,7 +235,7 @@ class FastLaneProtocol(CoalescingHttpToolsProtocol):
         path = raw_path.decode("ascii")
         if "%" in path:
             path = urllib.parse.unquote(path)
-        return FastRequest(
+        return LaneRequest(
             path=path,
             raw_path=raw_path,
             query=url.query or b"",

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from svc_common.upstream import UpstreamError, UpstreamPool, request_head
-from svc_common.upstream_link import Connection
+from svc_common.forwarding.connection import Connection, request_head
+from svc_common.forwarding.failures import UpstreamError
+from svc_common.forwarding.pool import UpstreamPool
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
@@ -100,8 +101,82 @@ async def test_a_close_after_reading_the_request_is_a_reset_it_may_have_seen() -
     async with serving(handler) as url:
         pool = pool_for(url)
         with pytest.raises(UpstreamError) as failure:
-            await pool.get(get(pool), time_limit=2)
+            await pool.get(get(pool), time_limit=2, resend=False)
     assert (failure.value.reason, failure.value.sent) == ("reset", True)
+    assert (failure.value.answered, failure.value.resent) == (False, False)
+
+
+async def test_an_unanswered_idempotent_request_is_sent_again_once_and_no_more() -> None:
+    seen = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal seen
+        await read_request(reader)
+        seen += 1
+        writer.close()
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        with pytest.raises(UpstreamError) as failure:
+            await pool.get(get(pool), time_limit=2)
+    assert seen == 2
+    assert (failure.value.reason, failure.value.resent) == ("reset", True)
+
+
+async def test_requests_pipelined_behind_a_connection_close_answer_are_resent_and_answered() -> (
+    None
+):
+    # nginx's keepalive_requests: the last answer a connection gives says Connection: close,
+    # and the requests already sent behind it on that connection are never read. The first
+    # connection closes after two answers; the next ones keep going.
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        last = 2 if connections == 1 else 100
+        buffered = b""
+        for served in range(1, last + 1):
+            while b"\r\n\r\n" not in buffered:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                buffered += chunk
+            head, buffered = buffered.split(b"\r\n\r\n", 1)
+            target = head.split(b" ")[1]
+            close = b"connection: close\r\n" if served == last else b""
+            answer = b"HTTP/1.1 200 OK\r\n%scontent-length: %d\r\n\r\n"
+            writer.write(answer % (close, len(target)) + target)
+        await writer.drain()
+        writer.close()
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        await pool.get(get(pool, b"/warm"), time_limit=2)  # one idle connection, one answer left
+        targets = [f"/item/{n}".encode() for n in range(4)]
+        replies = await asyncio.gather(*(pool.get(get(pool, t), time_limit=2) for t in targets))
+        pool.close()
+    assert [r.body for r in replies] == targets
+    assert connections == 2, "the three left unanswered went out together on one new connection"
+
+
+async def test_a_request_whose_answer_had_started_is_never_sent_again() -> None:
+    seen = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal seen
+        await read_request(reader)
+        seen += 1
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+        await writer.drain()
+        writer.close()
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        with pytest.raises(UpstreamError) as failure:
+            await pool.get(get(pool), time_limit=2)
+    assert seen == 1
+    assert (failure.value.reason, failure.value.answered) == ("reset", True)
 
 
 async def test_a_malformed_answer_fails_the_try() -> None:
@@ -117,7 +192,7 @@ async def test_a_malformed_answer_fails_the_try() -> None:
     assert "malformed" in failure.value.error
 
 
-async def test_a_stale_keep_alive_connection_is_retried_once_on_a_new_one() -> None:
+async def test_a_request_on_a_keep_alive_connection_the_upstream_closed_goes_on_a_new_one() -> None:
     answered = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -137,7 +212,7 @@ async def test_a_stale_keep_alive_connection_is_retried_once_on_a_new_one() -> N
         pool = pool_for(url)
         assert (await pool.get(get(pool), time_limit=2)).body == b"ok"
         await asyncio.sleep(0.05)
-        reply = await pool.get(get(pool), time_limit=2, retry_stale=True)
+        reply = await pool.get(get(pool), time_limit=2)
         pool.close()
     assert (reply.status, answered) == (200, 2)
 
@@ -234,13 +309,27 @@ async def test_a_timeout_spends_the_connection_and_fails_the_requests_behind_it_
         pool = pool_for(url)
         await pool.get(get(pool, b"/warm"), time_limit=2)
         first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=0.1))
-        second = asyncio.ensure_future(pool.get(get(pool, b"/2"), time_limit=3))
+        second = asyncio.ensure_future(pool.get(get(pool, b"/2"), time_limit=3, resend=False))
         results = await asyncio.gather(first, second, return_exceptions=True)
     assert [type(r) for r in results] == [UpstreamError, UpstreamError]
     assert isinstance(results[0], UpstreamError)
     assert isinstance(results[1], UpstreamError)
     assert (results[0].reason, results[1].reason) == ("timeout", "reset")
     assert results[1].sent, "it went out behind the first: the upstream may have read it"
+
+
+async def test_an_idempotent_request_behind_a_timed_out_one_is_answered_on_a_new_connection() -> (
+    None
+):
+    async with serving(warm_then_silent) as url:
+        pool = pool_for(url)
+        await pool.get(get(pool, b"/warm"), time_limit=2)
+        first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=0.1))
+        second = asyncio.ensure_future(pool.get(get(pool, b"/2"), time_limit=3))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        pool.close()
+    assert getattr(results[0], "reason", None) == "timeout"
+    assert getattr(results[1], "body", None) == b"ok"
 
 
 class RecordingTransport:
@@ -261,9 +350,9 @@ async def test_a_connection_filled_to_the_depth_sends_at_once_not_at_the_iterati
     connection = Connection(pool)
     transport = RecordingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
-    connection.send(b"one ", pool.loop.create_future(), time_limit=5)
+    connection.send(b"one ", pool.loop.create_future(), time_limit=5, resend=False)
     assert transport.writes == [], "waits for the other requests of this iteration"
-    connection.send(b"two ", pool.loop.create_future(), time_limit=5)
+    connection.send(b"two ", pool.loop.create_future(), time_limit=5, resend=False)
     assert transport.writes == [b"one two "], "full: nothing more can join this write"
     await asyncio.sleep(0)
     assert transport.writes == [b"one two "], "not sent twice"
@@ -276,7 +365,7 @@ async def test_a_request_behind_another_with_a_shorter_limit_times_out_on_its_ow
         await pool.get(get(pool, b"/warm"), time_limit=2)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=3))
+        first = asyncio.ensure_future(pool.get(get(pool, b"/1"), time_limit=3, resend=False))
         second = asyncio.ensure_future(pool.get(get(pool, b"/2"), time_limit=0.2))
         results = await asyncio.gather(first, second, return_exceptions=True)
         took = loop.time() - started

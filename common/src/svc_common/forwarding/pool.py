@@ -1,10 +1,10 @@
-"""A small HTTP/1.1 client for the fast lane: keep-alive connections to one upstream.
+"""A small HTTP/1.1 client for the lane: keep-alive connections to one upstream.
 
 aiohttp's request path (URL objects, tracing, cookie and timeout machinery, a response
 object and stream per call) costs more than the rest of a forwarding hop put together. The
-fast lane only ever sends a bodiless GET and wants the whole answer, so this client writes
-the request bytes the caller built on a pooled connection and parses the answer with
-httptools, the parser uvicorn uses.
+lane only ever sends a bodiless GET and wants the whole answer, so this client writes the
+request bytes the caller built on a pooled connection and parses the answer with httptools,
+the parser uvicorn uses.
 """
 
 import asyncio
@@ -12,9 +12,8 @@ import ssl
 from collections import deque
 from urllib.parse import urlsplit
 
-from svc_common.upstream_link import Connection, Reply, UpstreamError, Waiter, request_head
-
-__all__ = ["Reply", "UpstreamError", "UpstreamPool", "Waiter", "request_head"]
+from svc_common.forwarding.connection import Connection, Reply, Waiter
+from svc_common.forwarding.failures import UpstreamError
 
 
 class UpstreamPool:
@@ -52,44 +51,55 @@ class UpstreamPool:
         self._busy: set[Connection] = set()
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._resending: set[asyncio.Task[None]] = set()
 
     async def get(
-        self, data: bytes, *, time_limit: float, retry_stale: bool = False, fresh: bool = False
+        self, data: bytes, *, time_limit: float, resend: bool = True, fresh: bool = False
     ) -> Reply:
         """Send one request and wait up to time_limit seconds for the whole answer.
 
-        retry_stale, for an idempotent request, sends it once more on a new connection when
-        a reused one broke before answering: the race every keep-alive pool has with the
-        upstream's idle timeout, or an upstream that closed after the answer before it.
-        fresh sends it on a new connection straight away."""
-        connection, reused = await self._acquire(fresh=fresh)
-        try:
-            return await self._exchange(connection, data, time_limit)
-        except UpstreamError as exc:
-            if not (retry_stale and reused and exc.reason == "reset"):
-                raise
-        connection, _ = await self._acquire(fresh=True)
-        return await self._exchange(connection, data, time_limit)
+        resend (an idempotent request): sent once more on a fresh connection if the one it
+        went out on closed before any of its answer came, the race every keep-alive pool has
+        with an upstream's idle timeout or request limit (nginx keepalive_requests). fresh:
+        on a new connection (a caller resending by its own policy)."""
+        connection, _ = await self._acquire(fresh=fresh)
+        waiter: asyncio.Future[Reply] = self.loop.create_future()
+        connection.send(data, waiter, time_limit=time_limit, resend=resend)
+        return await waiter
 
-    def send_now(self, data: bytes, waiter: Waiter, *, time_limit: float) -> bool:
+    def send_now(self, data: bytes, waiter: Waiter, *, time_limit: float, resend: bool) -> bool:
         """Send on a connection that is ready (no await); False when there is none: use get().
-
-        The waiter gets the answer, or an UpstreamError (a "reset" one came on a reused
-        connection: worth one more try on a fresh one)."""
+        The waiter gets the answer, or an UpstreamError."""
         connection = self._ready()
         if connection is None:
             return False
-        connection.send(data, waiter, time_limit=time_limit)
+        connection.send(data, waiter, time_limit=time_limit, resend=resend)
         return True
 
-    async def _exchange(self, connection: Connection, data: bytes, time_limit: float) -> Reply:
-        waiter: asyncio.Future[Reply] = self.loop.create_future()
-        connection.send(data, waiter, time_limit=time_limit)
+    def resend(self, requests: list[tuple[bytes, Waiter, float, UpstreamError]]) -> None:
+        """Send again, together on one fresh connection, requests a closed connection left
+        unanswered: (data, waiter, deadline on the loop's clock, the error they met)."""
+        task = self.loop.create_task(self._resend(requests))
+        self._resending.add(task)
+        task.add_done_callback(self._resending.discard)
+
+    async def _resend(self, requests: list[tuple[bytes, Waiter, float, UpstreamError]]) -> None:
         try:
-            return await waiter
-        except asyncio.CancelledError:
-            connection.close()  # its answer would go to the next request
-            raise
+            connection, _ = await self._acquire(fresh=True)
+        except UpstreamError:
+            # Nothing reached the upstream this time: each fails as it first did.
+            for _, waiter, _, error in requests:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            return
+        now = self.loop.time()
+        for data, waiter, deadline, error in requests:
+            if waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_exception(error)
+            else:
+                connection.send(data, Resent(waiter), time_limit=deadline - now, resend=False)
 
     def _ready(self) -> Connection | None:
         """The connection requests of this moment go out on, else the latest idle one."""
@@ -106,6 +116,7 @@ class UpstreamPool:
         return None
 
     async def _acquire(self, *, fresh: bool = False) -> tuple[Connection, bool]:
+        """A connection to send on, and whether it was in use before."""
         while True:
             if not fresh and (ready := self._ready()) is not None:
                 return ready, True
@@ -175,3 +186,28 @@ class UpstreamPool:
         for connection in [*self._idle, *self._busy]:
             connection.close()
         self._idle.clear()
+        for task in self._resending:
+            task.cancel()
+
+
+class Resent:
+    """A waiter whose request went out a second time: its failure says so."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self, waiter: Waiter) -> None:
+        self.waiter = waiter
+
+    def done(self) -> bool:
+        """As the waiter's."""
+        return self.waiter.done()
+
+    def set_result(self, reply: Reply, /) -> None:
+        """The answer."""
+        self.waiter.set_result(reply)
+
+    def set_exception(self, error: BaseException, /) -> None:
+        """No answer the second time either."""
+        if isinstance(error, UpstreamError):
+            error.resent = True
+        self.waiter.set_exception(error)

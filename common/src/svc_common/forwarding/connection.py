@@ -1,34 +1,23 @@
-"""One keep-alive HTTP/1.1 connection of the fast lane's client (svc_common.upstream).
+"""One keep-alive HTTP/1.1 connection of the lane's client (svc_common.forwarding.pool).
 
 Requests go out as the caller built them; answers are parsed with httptools, the parser
 uvicorn uses, and handed to the waiting requests in order (HTTP/1.1 pipelining).
 """
 
 import asyncio
-import errno
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
+from svc_common.forwarding.failures import UNREAD_RESETS, UpstreamError
+
 if TYPE_CHECKING:
-    from svc_common.upstream import UpstreamPool as Owner
+    from svc_common.forwarding.pool import UpstreamPool as Owner
 
 # Bigger answers are refused rather than held in memory (the lane buffers whole answers).
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# A reset with our request still unread in the upstream's buffer: it never saw the request.
-_UNREAD_RESETS = frozenset({errno.ECONNRESET, errno.EPIPE})
-
-
-class UpstreamError(Exception):
-    """A try with no complete answer: `reason` is connect, reset or timeout; `sent` says
-    whether the upstream may have seen the request."""
-
-    def __init__(self, reason: str, error: str, *, sent: bool) -> None:
-        super().__init__(f"{reason}: {error}")
-        self.reason = reason
-        self.error = error
-        self.sent = sent
 
 
 class Reply:
@@ -58,6 +47,35 @@ class Waiter(Protocol):
         """No answer: an UpstreamError."""
 
 
+class Callback:
+    """A waiter answered by direct calls, for a request sent from a parser callback: it stands
+    in for the asyncio.Future an awaited request waits on, with no task and no loop turn."""
+
+    __slots__ = ("ended", "on_failure", "on_reply")
+
+    def __init__(
+        self, on_reply: Callable[[Reply], None], on_failure: Callable[[UpstreamError], None]
+    ) -> None:
+        self.on_reply = on_reply
+        self.on_failure = on_failure
+        self.ended = False
+
+    def done(self) -> bool:
+        """Whether the outcome is in (a timeout may come before a late answer)."""
+        return self.ended
+
+    def set_result(self, reply: Reply, /) -> None:
+        """The answer."""
+        self.ended = True
+        self.on_reply(reply)
+
+    def set_exception(self, error: BaseException, /) -> None:
+        """No answer."""
+        self.ended = True
+        assert isinstance(error, UpstreamError)
+        self.on_failure(error)
+
+
 def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """A bodiless GET for target, with these headers."""
     out = [b"GET ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
@@ -77,6 +95,8 @@ class Connection(asyncio.Protocol):
         # Oldest first: HTTP/1.1 answers come in the order the requests went.
         self.waiters: deque[Waiter] = deque()
         self.deadlines: deque[float] = deque()  # each waiter's, on the loop's clock
+        # Each waiter's request when it may be sent again unanswered (idempotent), else None.
+        self.resendable: deque[bytes | None] = deque()
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
         self.outbox: list[bytes] = []
@@ -91,13 +111,16 @@ class Connection(asyncio.Protocol):
         """Keep the transport."""
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
-    def send(self, data: bytes, waiter: Waiter, *, time_limit: float) -> None:
+    def send(self, data: bytes, waiter: Waiter, *, time_limit: float, resend: bool) -> None:
         """Queue one request; it leaves with the others of this loop iteration, in one write,
         or at once when it fills the connection (the pool's depth). The waiter gets its
-        answer, or an UpstreamError: "timeout" when none came within time_limit seconds."""
+        answer, or an UpstreamError: "timeout" when none came within time_limit seconds.
+        resend: the request is idempotent, and goes out again on a fresh connection if this
+        one closes before any of its answer arrives."""
         deadline = self.pool.loop.time() + time_limit
         self.waiters.append(waiter)
         self.deadlines.append(deadline)
+        self.resendable.append(data if resend else None)
         if self.timer is None or deadline < self.timer_at:
             self._arm(deadline)
         if not self.outbox:
@@ -124,7 +147,7 @@ class Connection(asyncio.Protocol):
         for waiter, deadline in zip(self.waiters, self.deadlines, strict=True):
             if deadline <= now and not waiter.done():
                 waiter.set_exception(UpstreamError("timeout", "no answer in time", sent=True))
-        self.close()
+        self._fail(UpstreamError("reset", "closed behind a timed-out request", sent=True))
 
     def _arm(self, deadline: float) -> None:
         if self.timer is not None:
@@ -149,7 +172,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             cause = exc.__context__  # what a callback of ours raised, if one did
             if not isinstance(cause, UpstreamError):
-                cause = UpstreamError("reset", f"malformed answer: {exc}", sent=True)
+                cause = UpstreamError("reset", f"malformed answer: {exc}", sent=True, answered=True)
             self._fail(cause)
 
     def on_message_begin(self) -> None:
@@ -164,7 +187,7 @@ class Connection(asyncio.Protocol):
         """httptools callback."""
         self.size += len(body)
         if self.size > MAX_BODY_BYTES:
-            raise UpstreamError("reset", "answer too large", sent=True)
+            raise UpstreamError("reset", "answer too large", sent=True, answered=True)
         self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -172,6 +195,7 @@ class Connection(asyncio.Protocol):
         self.answered = False
         waiter = self.waiters.popleft()
         self.deadlines.popleft()
+        self.resendable.popleft()
         keep_alive = self.parser.should_keep_alive()
         if not waiter.done():
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
@@ -186,19 +210,30 @@ class Connection(asyncio.Protocol):
         """Whoever waits learns whether the upstream can have seen their requests."""
         self.closed = True
         self.pool.forget(self)
-        unread = isinstance(exc, OSError) and exc.errno in _UNREAD_RESETS
+        unread = isinstance(exc, OSError) and exc.errno in UNREAD_RESETS
         name = type(exc).__name__ if exc else "closed by upstream"
-        self._fail(UpstreamError("reset", name, sent=self.answered or not unread))
+        sent = self.answered or not unread
+        self._fail(UpstreamError("reset", name, sent=sent, answered=self.answered))
 
     def _fail(self, error: UpstreamError) -> None:
-        """Every waiter fails: the first with `error`; the ones behind it may have been read."""
+        """The connection is done; every waiter fails: the first with `error`, the ones behind
+        it as sent (they may have been read) and unanswered. An unanswered request that may
+        be sent again goes out once more on a fresh connection instead (RFC 9112 9.3.1)."""
         waiters, self.waiters = self.waiters, deque()
-        self.deadlines.clear()
-        for waiter in waiters:
-            if not waiter.done():
+        deadlines, self.deadlines = self.deadlines, deque()
+        resendable, self.resendable = self.resendable, deque()
+        again: list[tuple[bytes, Waiter, float, UpstreamError]] = []
+        for waiter, deadline, data in zip(waiters, deadlines, resendable, strict=True):
+            if waiter.done():
+                pass
+            elif data is not None and error.unanswered_close:
+                again.append((data, waiter, deadline, error))
+            else:
                 waiter.set_exception(error)
             error = UpstreamError(error.reason, error.error, sent=True)
         self.close()
+        if again:
+            self.pool.resend(again)
 
     def close(self) -> None:
         """Drop the connection."""

@@ -1,30 +1,27 @@
-"""The fast lane: plain GETs a service forwards are answered below ASGI.
+"""The lane: plain GETs a service answers below ASGI, and what a lane handler is.
 
-A forwarding hop through uvicorn, Starlette's middleware stack and an HTTP client costs a
-couple of hundred microseconds of CPU per request, most of it in layers a pure forward does
-not need. A service whose lifespan yields `{LANE: handler}` gets, for each bodiless GET its
-handler accepts, a task that calls `handler.respond()` straight from uvicorn's parser
-callbacks and writes the answer in one piece. Everything else (other methods, bodies,
-upgrades, requests the handler declines) takes the ordinary ASGI path, so /docs, logins and
-writes behave exactly as before. The lane keeps what every request gets on the ASGI path:
-the request id (echoed, and in every log line), the metrics, and the access line. The
-protocol that runs it is svc_common.transport.FastLaneProtocol.
+A service whose lifespan yields `{LANE: handler}` gets each bodiless GET the handler accepts
+straight from the HTTP parser (svc_common.serving.protocol), answered by `handler.start()` or
+`handler.respond()` and written in one piece. Everything else takes the ASGI path. A handler
+is a thin adapter: the policy it applies (admission, rate limits, forwarding, failures) is
+the same code the service's ASGI middleware calls. Why: a forwarding hop through Starlette's
+middleware and an HTTP client costs a few hundred microseconds of CPU, mostly in layers a
+plain forward does not need.
 """
 
 import asyncio
 import contextvars
 import logging
 from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Any, Protocol
-
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from svc_common.envelope import error_response
 from svc_common.logging import request_id_var
 
 log = logging.getLogger(__name__)
 
-# The key of the lifespan state that holds a service's FastLaneHandler.
+# The key of the lifespan state that holds a service's LaneHandler.
 LANE = "fast_lane"
 # Answers that carry no Content-Length of their own (RFC 9110 section 8.6).
 _NO_CONTENT = frozenset({204, 304})
@@ -32,7 +29,19 @@ _NO_CONTENT = frozenset({204, 304})
 _REPLACED = frozenset({b"content-length", b"x-request-id"})
 
 
-class FastRequest:
+def _status_line(code: int) -> bytes:
+    try:
+        phrase = HTTPStatus(code).phrase.encode()
+    except ValueError:  # a code with no registered phrase (a relayed 520, say)
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+
+
+# The status line of every status code, as uvicorn writes it.
+STATUS_LINE = {code: _status_line(code) for code in range(100, 600)}
+
+
+class LaneRequest:
     """What a handler sees of a GET: the parts of an ASGI scope it needs, nothing built."""
 
     __slots__ = (
@@ -69,6 +78,11 @@ class FastRequest:
         self.route = "unmatched"
         self.note: object = None
         self.log_extra: dict[str, object] | None = None
+
+    @property
+    def client_ip(self) -> str:
+        """The peer's address as this server saw it."""
+        return self.client[0] if self.client else "unknown"
 
     @property
     def target(self) -> bytes:
@@ -110,18 +124,18 @@ class RawAnswer:
         self.body = body
 
 
-class FastLaneHandler:
+class LaneHandler:
     """What a service puts in its lifespan state under LANE."""
 
     # As RequestContextMiddleware's: ACCESS_LOG, and headers every answer carries.
     access_log = True
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
-    def accepts(self, request: FastRequest) -> bool:
+    def accepts(self, request: LaneRequest) -> bool:
         """Whether this GET is answered by respond(); called before any await."""
         raise NotImplementedError
 
-    def start(self, request: FastRequest, deliver: "Deliver") -> bool:
+    def start(self, request: LaneRequest, deliver: "Deliver") -> bool:
         """Begin answering with no task of its own, when beginning needs no await (a proxy
         sends the request on a ready connection): deliver(answer) follows once, now or from a
         later callback. False: respond() answers instead, in a task.
@@ -130,7 +144,7 @@ class FastLaneHandler:
         before its answer does; on a forwarding hop that is most of the latency it adds."""
         return False
 
-    async def respond(self, request: FastRequest) -> Answer:
+    async def respond(self, request: LaneRequest) -> Answer:
         """The whole answer (its body included)."""
         raise NotImplementedError
 
@@ -142,7 +156,7 @@ _later: set["asyncio.Task[None]"] = set()
 
 
 def answer_later(
-    request: FastRequest,
+    request: LaneRequest,
     answer: Coroutine[Any, Any, Answer],
     deliver: Deliver,
     *,
@@ -158,7 +172,7 @@ def answer_later(
 
 
 async def _deliver(
-    request: FastRequest, answer: Coroutine[Any, Any, Answer], deliver: Deliver
+    request: LaneRequest, answer: Coroutine[Any, Any, Answer], deliver: Deliver
 ) -> None:
     try:
         result = await answer
