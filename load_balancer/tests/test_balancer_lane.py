@@ -11,10 +11,14 @@ import uvicorn
 from balancer_fakes import balancer_for
 from fastapi import FastAPI
 from load_balancer.lane import BalancerLane
+from load_balancer.proxy import BalancerMiddleware
+from svc_common.forwarding.connection import MAX_BODY_BYTES
 from svc_common.serving.lane import LANE
 from svc_common.serving.protocol import LaneProtocol
 
 _ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n%s"
+# Bigger than the lane's client holds (MAX_BODY_BYTES): the ASGI path streams it.
+BIG = b"x" * (MAX_BODY_BYTES + 1024)
 
 
 class RawBackend:
@@ -43,7 +47,8 @@ class RawBackend:
                     break
                 if self.fails and path == "/hang":
                     await asyncio.sleep(3600)
-                writer.write(_ANSWER % (len(self.name), self.name))
+                body = BIG if path == "/big" else self.name
+                writer.write(_ANSWER % (len(body), body))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -78,6 +83,7 @@ async def lane_over(urls: list[str], **settings: Any) -> AsyncIterator[tuple[str
         await balancer.close()
 
     app = FastAPI(lifespan=lifespan)
+    app.add_middleware(BalancerMiddleware, balancer=balancer)  # the ASGI path
     config = uvicorn.Config(app, host="127.0.0.1", port=0, http=LaneProtocol, log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -153,3 +159,23 @@ async def test_a_first_try_with_no_backend_left_to_try_is_a_502_in_the_envelope(
         answer = await http.get("/close")
     assert answer.status_code == 502
     assert answer.json()["status"] == "error"
+
+
+async def test_an_answer_too_big_for_the_lane_is_streamed_by_the_asgi_path_in_its_turn(
+    backends: tuple[RawBackend, RawBackend],
+) -> None:
+    a, b = backends
+    async with lane_over([a.url, b.url]) as (url, _):
+        await httpx.AsyncClient(base_url=url).get("/warm")
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        # Pipelined: the big one first, a lane answer behind it must wait for its end.
+        writer.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\nGET /after HTTP/1.1\r\nhost: x\r\n\r\n")
+        first = await reader.readuntil(b"\r\n\r\n")
+        length = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+        second = await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200")
+    assert body == BIG
+    assert second.startswith(b"HTTP/1.1 200")

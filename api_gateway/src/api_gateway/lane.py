@@ -15,6 +15,7 @@ from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers, route_label
 from svc_common.forwarding.pool import UpstreamPool
 from svc_common.serving.lane import (
+    TO_ASGI,
     Answer,
     Deliver,
     LaneHandler,
@@ -26,7 +27,7 @@ from svc_common.serving.lane import (
 from api_gateway.config import GatewaySettings
 from api_gateway.edge import gzip_wanted, gzipped
 from api_gateway.proxy import ANSWERS, admission, is_forwarded
-from api_gateway.ratelimit import Decision, RateLimiter, caller_key, limited
+from api_gateway.ratelimit import DECIDED, Decision, RateLimiter, caller_key, limited
 
 # Below the balancer's keep-alive (75 s), so the gateway closes an idle connection first.
 KEEPALIVE_SECONDS = 4.0
@@ -76,7 +77,7 @@ class GatewayLane(LaneHandler):
             self._deliver(request, self.relay(decision, reply), deliver)
 
         def on_failure(error: UpstreamError) -> None:
-            deliver(ANSWERS.answer(error, decision.headers()))
+            deliver(_failed(request, error, decision))
 
         waiter = Callback(on_reply, on_failure)
         if not self.pool.send_now(data, waiter, time_limit=self._time_limit, resend=True):
@@ -95,7 +96,7 @@ class GatewayLane(LaneHandler):
         try:
             reply = await self.pool.get(data, time_limit=self._time_limit, resend=True)
         except UpstreamError as exc:
-            return ANSWERS.answer(exc, decision.headers())
+            return _failed(request, exc, decision)
         answer = self.relay(decision, reply)
         if gzip_wanted(request.headers, len(reply.body), self.settings.gzip_min_bytes):
             return await gzipped(answer, request.headers, min_size=self.settings.gzip_min_bytes)
@@ -137,3 +138,12 @@ def _caller(request: LaneRequest) -> str:
     principal = request.note
     assert isinstance(principal, Principal)
     return caller_key(principal, request.client_ip)
+
+
+def _failed(request: LaneRequest, error: UpstreamError, decision: Decision) -> Answer:
+    """502/503/504 with the rate-limit headers; an answer too big to hold goes the ASGI way,
+    which streams it, with the decision this request was already counted for."""
+    if error.reason == "oversize":
+        request.scope_extra = {DECIDED: decision}
+        return TO_ASGI
+    return ANSWERS.answer(error, decision.headers())

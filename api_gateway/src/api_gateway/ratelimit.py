@@ -78,6 +78,10 @@ _TITLES = {
 }
 
 
+# The scope key of a decision the lane made for a request it hands to the ASGI path.
+DECIDED = "rate_limit_decision"
+
+
 def caller_key(principal: Principal | None, client_ip: str) -> str:
     """Whose quota a request spends: `user:<name>` for a verified token, else `ip:<address>`,
     so forged tokens cannot spend somebody else's quota."""

@@ -8,7 +8,7 @@ from svc_common.auth import Principal, TokenError, TokenVerifier, admit
 
 from api_gateway.config import Network
 from api_gateway.forwarded import client_ip
-from api_gateway.ratelimit import RateLimiter, caller_key, limited
+from api_gateway.ratelimit import DECIDED, Decision, RateLimiter, caller_key, limited
 
 # Polled by monitors and probes, which must never be throttled out of seeing an outage.
 EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
@@ -43,7 +43,9 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        decision = await self.limiter.hit("default", self.identity(scope))
+        decision = scope.get(DECIDED)  # counted on the lane already
+        if not isinstance(decision, Decision):
+            decision = await self.limiter.hit("default", self.identity(scope))
         if not decision.allowed:
             await limited(decision)(scope, receive, send)
             return

@@ -14,6 +14,7 @@ from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers, route_label
 from svc_common.forwarding.pool import UpstreamPool
 from svc_common.serving.lane import (
+    TO_ASGI,
     Answer,
     Deliver,
     LaneHandler,
@@ -32,6 +33,10 @@ def _as_try(exc: UpstreamError, left: float, timeout: float) -> UpstreamError:
     if exc.reason == "timeout" and left <= timeout:
         exc.reason = "deadline"
     return exc
+
+
+class _Oversize(Exception):
+    """A backend's answer is too big for the lane to hold."""
 
 
 def _relayed(reply: Reply) -> Answer:
@@ -72,6 +77,9 @@ class BalancerLane(LaneHandler):
 
         def on_failure(error: UpstreamError) -> None:
             backend.try_done(started, None)
+            if error.reason == "oversize":
+                deliver(TO_ASGI)
+                return
             after = (backend, _as_try(error, self.settings.upstream_timeout, timeout), deadline)
             answer_later(request, self.tries(request, headers, after=after), deliver)
 
@@ -104,13 +112,21 @@ class BalancerLane(LaneHandler):
         async def attempt(backend: Backend, deadline: float) -> int:
             fresh = backend in tried  # sent there before: its connection closed unanswered
             tried.append(backend)
-            reply = await self._try(backend, request.target, headers, deadline, fresh=fresh)
+            try:
+                reply = await self._try(backend, request.target, headers, deadline, fresh=fresh)
+            except UpstreamError as exc:
+                if exc.reason == "oversize":
+                    raise _Oversize from exc  # not a failure of the backend: no retry
+                raise
             replies.append(reply)
             return reply.status
 
-        outcome = await self.balancer.run(
-            "GET", request.path, attempt, resend_ok=True, first=first, after=after
-        )
+        try:
+            outcome = await self.balancer.run(
+                "GET", request.path, attempt, resend_ok=True, first=first, after=after
+            )
+        except _Oversize:
+            return TO_ASGI  # the ASGI path streams it
         request.log_extra = outcome.log_extra()
         if outcome.backend is None:
             return give_up(outcome.failure)

@@ -187,7 +187,7 @@ class Connection(asyncio.Protocol):
         """httptools callback."""
         self.size += len(body)
         if self.size > MAX_BODY_BYTES:
-            raise UpstreamError("reset", "answer too large", sent=True, answered=True)
+            raise UpstreamError("oversize", "answer too large to hold", sent=True, answered=True)
         self.body.append(body)
 
     def on_message_complete(self) -> None:

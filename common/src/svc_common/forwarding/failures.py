@@ -16,7 +16,8 @@ class UpstreamError(Exception):
     """A try that got no complete answer.
 
     reason: connect (nothing reached the upstream), reset (the connection broke or closed),
-    timeout (no answer within the try's time) or deadline (the whole request's time is spent).
+    timeout (no answer within the try's time), deadline (the whole request's time is spent)
+    or oversize (an answer bigger than the lane's client holds: the ASGI path streams it).
     sent: whether the upstream may have seen the request. answered: whether any byte of the
     answer had arrived (such a request is never sent again). resent: the client already sent
     it once more on a fresh connection after the first went unanswered.

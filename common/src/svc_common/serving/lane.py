@@ -55,6 +55,7 @@ class LaneRequest:
         "request_id",
         "route",
         "scheme",
+        "scope_extra",
     )
 
     def __init__(
@@ -78,6 +79,8 @@ class LaneRequest:
         self.route = "unmatched"
         self.note: object = None
         self.log_extra: dict[str, object] | None = None
+        # Added to the ASGI scope when the request goes the ASGI way after all (TO_ASGI).
+        self.scope_extra: dict[str, object] | None = None
 
     @property
     def client_ip(self) -> str:
@@ -122,6 +125,19 @@ class RawAnswer:
         self.status_code = status_code
         self.raw_headers = raw_headers
         self.body = body
+
+
+class _ToAsgi:
+    """See TO_ASGI."""
+
+    status_code = 0
+    raw_headers: list[tuple[bytes, bytes]] = []  # noqa: RUF012 - never changed
+    body = b""
+
+
+# Delivered instead of an answer: the ASGI app answers the request after all, in its turn
+# (an upstream answer too big for the lane to hold, which the ASGI path streams).
+TO_ASGI: Answer = _ToAsgi()
 
 
 class LaneHandler:

@@ -22,6 +22,7 @@ from svc_common.envelope import error_response
 from svc_common.middleware import finished, request_id_from
 from svc_common.serving.lane import (
     LANE,
+    TO_ASGI,
     Answer,
     LaneHandler,
     LaneRequest,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # calls, and attributes it reads or sets (checked by common/tests/test_common_uvicorn_contract.py).
 UVICORN_INTERNALS = (
     *("on_message_begin", "on_headers_complete", "on_response_complete", "send_400_response"),
+    *("app", "asgi_version", "server", "root_path", "logger", "access_logger", "access_log"),
     *("timeout_keep_alive_handler", "_unset_keepalive_if_required", "_start_asgi_task"),
     *("app_state", "client", "cycle", "expect_100_continue", "flow", "headers", "url"),
     *("limit_concurrency", "loop", "parser", "pipeline", "scheme", "scope", "server_state"),
@@ -62,6 +64,7 @@ class _LaneCycle:
     connection's order of answers and the flags uvicorn reads and sets."""
 
     __slots__ = (
+        "asgi",
         "data",
         "disconnected",
         "keep_alive",
@@ -80,16 +83,22 @@ class _LaneCycle:
         self.request = request
         self.started = time.perf_counter()
         self.data: bytes | None = None  # the encoded answer, once ready
+        self.asgi: RequestResponseCycle | None = None  # handed to the ASGI app after all
         self.keep_alive = protocol.parser.should_keep_alive()  # uvicorn clears it on shutdown
         self.response_complete = False
         self.disconnected = False
         self.more_body = False
 
     def finish(self, answer: Answer) -> None:
-        """The answer is ready: encode it, send what is ready in order, count and log it."""
-        if self.data is not None:
+        """The answer is ready: encode it, send what is ready in order, count and log it.
+        TO_ASGI instead: the ASGI app answers the request, in its turn (and counts it)."""
+        if self.data is not None or self.asgi is not None:
             return  # answered already
         request, lane, protocol = self.request, self.lane, self.protocol
+        if answer is TO_ASGI:
+            self.asgi = protocol.asgi_cycle(self)
+            protocol.send_ready()
+            return
         self.data = encode(
             answer,
             request_id=request.request_id,
@@ -173,6 +182,10 @@ class LaneProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """uvicorn's, and the keep-alive timer goes too."""
         super().connection_lost(exc)
+        for slot in self._slots:
+            if slot.asgi is not None:  # an ASGI answer in progress learns the client left
+                slot.asgi.disconnected = True
+                slot.asgi.message_event.set()
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
@@ -244,12 +257,66 @@ class LaneProtocol(HttpToolsProtocol):
             scheme=self.scheme or "http",
         )
 
+    def asgi_cycle(self, slot: _LaneCycle) -> RequestResponseCycle:
+        """uvicorn's cycle for a lane request the ASGI app answers after all; it starts when
+        the answers before it are written, and its end lets the ones after it go."""
+        request = slot.request
+        headers = request.headers
+        if not any(name == b"x-request-id" for name, _ in headers):
+            headers = [*headers, (b"x-request-id", request.request_id.encode())]
+        query = request.query
+        scope = {
+            **{"type": "http", "asgi": {"version": self.asgi_version, "spec_version": "2.3"}},
+            **{"http_version": "1.1", "method": "GET", "scheme": request.scheme},
+            **{"server": self.server, "client": self.client, "root_path": self.root_path},
+            **{"path": request.path, "raw_path": request.raw_path, "query_string": query},
+            **{"headers": headers, "state": self.app_state.copy()},
+            **(request.scope_extra or {}),
+        }
+
+        def answered() -> None:
+            slot.response_complete = True
+            self._slots.popleft()
+            if self._slots:
+                self.server_state.total_requests += 1
+                self.send_ready()
+            else:
+                self.on_response_complete()
+
+        cycle = RequestResponseCycle(
+            scope=cast(Any, scope),
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=slot.keep_alive,
+            on_response=answered,
+        )
+        # A lane request has no body and was read whole: what on_message_complete says.
+        cycle.more_body = False
+        cycle.message_event.set()
+        return cycle
+
     def send_ready(self) -> None:
-        """Write the answers at the head of the line that are ready, in order."""
+        """Write the answers at the head of the line that are ready, in order; an answer the
+        ASGI app gives starts at its turn, and the ones behind it wait for its end."""
         slots = self._slots
-        while slots and (data := slots[0].data) is not None:
-            cycle = slots.popleft()
-            if cycle.disconnected or self.transport.is_closing():
+        while slots:
+            head = slots[0]
+            if head.asgi is not None:
+                if head.data is None:
+                    head.data = b""  # started: its end (answered()) lets the rest go
+                    self._start_asgi_task(head.asgi, self.app)
+                return
+            data = head.data
+            if data is None:
+                return
+            slots.popleft()
+            if head.disconnected or self.transport.is_closing():
                 pass
             elif slots:
                 self.transport.write(data)  # joined with the answers after it
@@ -258,8 +325,8 @@ class LaneProtocol(HttpToolsProtocol):
                 # than after this turn of the loop.
                 self.coalescing.write_through(data)
             # Complete only once written: uvicorn starts a request queued behind it then.
-            cycle.response_complete = True
-            if not cycle.keep_alive:
+            head.response_complete = True
+            if not head.keep_alive:
                 slots.clear()
                 self.transport.close()
             if slots:
