@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import httpx
 import redis
@@ -95,11 +96,13 @@ def running_redis_server(workdir: Path) -> Iterator[PrivateRedis]:
         server.stop()
 
 
-class FakeBalancer:
-    """A misbehaving upstream: /itens/slow never answers, /itens/garbage is not HTTP."""
+class ThreadedFake:
+    """A scripted upstream on a free loopback port, served from threads (`with` runs it)."""
+
+    handler: type[socketserver.BaseRequestHandler]
 
     def __init__(self) -> None:
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FakeHandler)
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self.handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -109,13 +112,21 @@ class FakeBalancer:
         """Base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "FakeBalancer":
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeBalancer(ThreadedFake):
+    """A misbehaving upstream: /itens/slow never answers, /itens/garbage is not HTTP."""
+
+    def __init__(self) -> None:
+        self.handler = _FakeHandler
+        super().__init__()
 
 
 class _FakeHandler(socketserver.BaseRequestHandler):

@@ -48,6 +48,17 @@ STARTUP_TIMEOUT = 120.0
 _handed_out: set[int] = set()
 
 
+def stop_process(proc: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM, and SIGKILL when it has not exited 15 s later."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     """A loopback port nobody listens on, below Linux's ephemeral range (32768+).
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import require_installed
-from tests.integration.stack import SCRUBBED, STARTUP_TIMEOUT, free_port
+from tests.integration.stack import SCRUBBED, STARTUP_TIMEOUT, free_port, stop_process
 
 KEEPALIVE_REQUESTS = 50
 REQUESTS = 6000
@@ -79,16 +79,6 @@ class Load:
         return {k: n for k, n in self.outcomes.items() if not k.startswith("2")}
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
 
@@ -139,7 +129,7 @@ def nginx(tmp_path: Path) -> Iterator[Upstream]:
         )
         yield Upstream(url, workdir / "access.log")
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(params=["true", "false"], ids=["FAST_LANE=true", "FAST_LANE=false"])
@@ -179,7 +169,7 @@ def balancer(request: pytest.FixtureRequest, nginx: Upstream, tmp_path: Path) ->
         yield url
         assert proc.poll() is None, f"the balancer exited during the test:\n{_tail(log)}"
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 async def _load(url: str) -> Load:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.integration.stack import STARTUP_TIMEOUT, Stack, free_port
+from tests.integration.stack import STARTUP_TIMEOUT, Stack, free_port, stop_process
 
 # The monitor does not care which database the stack runs on: one run is enough.
 pytestmark = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
@@ -127,12 +127,7 @@ def monitor(stack: Stack, receiver: Receiver) -> Iterator[str]:
         wait_for(lambda: _all_up(url), 30, "monitor sees all six services up")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _get(url: str) -> Any:

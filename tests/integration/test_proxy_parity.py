@@ -21,8 +21,6 @@ import re
 import secrets
 import socket
 import socketserver
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,9 +33,9 @@ import pytest
 from svc_common.forwarding.connection import MAX_BODY_BYTES as LANE_REPLY_LIMIT
 
 from tests.integration.conftest import OUTPUT, login
-from tests.integration.gateways import bearer
+from tests.integration.gateways import ThreadedFake, bearer
 from tests.integration.stack import Stack, free_port
-from tests.integration.test_readme import SEED_PORTS, readme_flow
+from tests.integration.test_readme import run_readme_flow
 
 VARIANTS = {"lane": "true", "asgi": "false"}
 MAIN = ("server", "server2", "load_balancer", "api_gateway")
@@ -87,29 +85,14 @@ _SCRIPT = {
 _NOT_FOUND = _reply(b"404 Not Found", [_JSON], b'{"status":"error","data":null,"message":"no"}')
 
 
-class ScriptedBackend:
+class ScriptedBackend(ThreadedFake):
     """A backend whose answer depends on the path: /saude 200 (the balancer's health check),
     /itens/close read and dropped, /itens/hang never answered, /itens/hop with hop-by-hop
     headers, /itens/big over the lane client's MAX_BODY_BYTES."""
 
     def __init__(self) -> None:
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ScriptedHandler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> "ScriptedBackend":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.handler = _ScriptedHandler
+        super().__init__()
 
 
 class _ScriptedHandler(socketserver.BaseRequestHandler):
@@ -558,17 +541,4 @@ def test_a_reply_over_the_lanes_size_limit_is_relayed_alike_on_both_paths(both: 
 
 def test_the_readme_curl_flow_succeeds_on_each_path(system: System) -> None:
     """The README's curl flow, verbatim but for the ports, with FAST_LANE=false as with true."""
-    script = readme_flow()
-    for port, service in SEED_PORTS.items():
-        script = script.replace(f"localhost:{port}", f"127.0.0.1:{system.main.ports[service]}")
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count('"status":"success"') >= 6, result.stdout
-    assert '"nome":"Item Teste"' in result.stdout
-    assert '"preco":99.99' in result.stdout
+    run_readme_flow(system.main.ports)

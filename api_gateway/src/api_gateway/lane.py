@@ -13,7 +13,7 @@ from svc_common.auth import Principal, TokenVerifier
 from svc_common.forwarding.connection import Callback, Reply, request_head
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers, route_label
-from svc_common.forwarding.pool import UpstreamPool
+from svc_common.forwarding.pool import IDLE_SECONDS, UpstreamPool
 from svc_common.serving.lane import (
     TO_ASGI,
     Answer,
@@ -29,9 +29,6 @@ from api_gateway.edge import gzip_wanted, gzipped
 from api_gateway.proxy import ANSWERS, admission, is_forwarded
 from api_gateway.ratelimit import DECIDED, Decision, RateLimiter, caller_key, limited
 
-# Below the balancer's keep-alive (75 s), so the gateway closes an idle connection first.
-KEEPALIVE_SECONDS = 4.0
-
 
 class GatewayLane(LaneHandler):
     """Token checked, rate limit counted, request forwarded: the /itens read path."""
@@ -46,7 +43,7 @@ class GatewayLane(LaneHandler):
         self.pool = UpstreamPool(
             settings.load_balancer_url,
             connect_timeout=settings.connect_timeout,
-            keepalive_timeout=KEEPALIVE_SECONDS,
+            keepalive_timeout=IDLE_SECONDS,
             limit=settings.pool_limit,
         )
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -14,7 +15,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from svc_common.revocation import RevocationList
+if TYPE_CHECKING:  # the list imports this module when it needs it, not the other way
+    from svc_common.revocation import RevocationList
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class RedisMirror:
     this process was cut off is missed; what it revoked meanwhile is published then.
     """
 
-    def __init__(self, revocations: RevocationList, url: str) -> None:
+    def __init__(self, revocations: "RevocationList", url: str) -> None:
         self.revocations = revocations
         self.redis = fail_fast_redis(url)
         self.connected = False

@@ -3,6 +3,7 @@
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from svc_common.forwarding.pool import IDLE_SECONDS
 from svc_common.settings import CommaList, ServiceSettings, split_commas
 
 
@@ -48,9 +49,9 @@ class BalancerSettings(ServiceSettings):
 
     pool_limit: int = Field(default=512, ge=1, description="Open connections, all backends")
     pool_limit_per_backend: int = Field(default=256, ge=1)
-    # Below uvicorn's 5 s keep-alive, so the balancer never reuses a connection the backend
-    # is closing (which would make a POST fail without ever reaching the backend).
-    keepalive_timeout: float = Field(default=4.0, gt=0)
+    # Idle time before the balancer closes a backend connection (both of its clients): keep
+    # it below the backends' keep-alive (svc_common.forwarding.pool.IDLE_SECONDS).
+    keepalive_timeout: float = Field(default=IDLE_SECONDS, gt=0)
     # How often a host name in SERVIDORES is resolved again (headless services).
     resolve_interval: float = Field(default=5.0, gt=0)
 

@@ -13,6 +13,7 @@ from yarl import URL
 
 from svc_common.forwarding.failures import UNREAD_RESETS, UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers
+from svc_common.forwarding.pool import IDLE_SECONDS
 from svc_common.logging import request_id_var
 
 RELAY_CHUNK = 64 * 1024
@@ -63,12 +64,10 @@ def new_session(
     connect_timeout: float,
     limit: int,
     limit_per_host: int,
-    keepalive_timeout: float = 4.0,
+    keepalive_timeout: float = IDLE_SECONDS,
     retry_stale_connections: bool = True,
 ) -> aiohttp.ClientSession:
     """A keep-alive session for forwarding: no cookies, no decompression, no extra headers."""
-    # keepalive_timeout stays below the upstream's idle timeout (uvicorn's default is 5 s), so
-    # a request is never written on a connection the upstream is closing.
     # retry_stale_connections keeps aiohttp's resend of an idempotent request whose reused
     # connection failed; a caller with its own retry policy turns it off.
     connector = aiohttp.TCPConnector(

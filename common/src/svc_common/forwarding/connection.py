@@ -7,14 +7,11 @@ uvicorn uses, and handed to the waiting requests in order (HTTP/1.1 pipelining).
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol, cast
 
 import httptools
 
 from svc_common.forwarding.failures import UNREAD_RESETS, UpstreamError
-
-if TYPE_CHECKING:
-    from svc_common.forwarding.pool import UpstreamPool as Owner
 
 # Bigger answers are refused rather than held in memory (the lane buffers whole answers).
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -76,6 +73,25 @@ class Callback:
         self.on_failure(error)
 
 
+class Owner(Protocol):
+    """What a connection asks of its pool (svc_common.forwarding.pool.UpstreamPool)."""
+
+    loop: asyncio.AbstractEventLoop
+    depth: int
+
+    def flushed(self, connection: "Connection", /) -> None:
+        """Its queued requests went out."""
+
+    def idle(self, connection: "Connection", /) -> None:
+        """Every answer is in."""
+
+    def forget(self, connection: "Connection", /) -> None:
+        """It closed."""
+
+    def resend(self, requests: "list[tuple[bytes, Waiter, float, UpstreamError]]", /) -> None:
+        """Send these again on a fresh connection."""
+
+
 def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     """A bodiless GET for target, with these headers."""
     out = [b"GET ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
@@ -88,7 +104,7 @@ def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]])
 class Connection(asyncio.Protocol):
     """One keep-alive connection; requests of the same moment may share it, pipelined."""
 
-    def __init__(self, pool: "Owner") -> None:
+    def __init__(self, pool: Owner) -> None:
         self.pool = pool
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None

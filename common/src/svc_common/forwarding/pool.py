@@ -15,6 +15,12 @@ from urllib.parse import urlsplit
 from svc_common.forwarding.connection import Connection, Reply, Waiter
 from svc_common.forwarding.failures import UpstreamError
 
+# How long a proxy keeps an idle upstream connection: below the idle timeout of any upstream
+# it may face (uvicorn's default is 5 s; ours is 75 s, nginx's 75 s), so the proxy closes an
+# idle connection first and never writes a request on one the upstream is closing. Both of a
+# proxy's clients use it.
+IDLE_SECONDS = 4.0
+
 
 class UpstreamPool:
     """Keep-alive connections to one http(s)://host:port.
