@@ -13,6 +13,7 @@ import orjson
 import pytest
 from api_gateway.config import one_rate
 from api_gateway.lane import GatewayLane, answer_later
+from api_gateway.proxy import Upstream
 from api_gateway.ratelimit import RateLimiter
 from gateway_apps import gateway_settings
 from redis.asyncio import Redis
@@ -90,8 +91,10 @@ def lane_for(
     """A GatewayLane over a balancer at url (a closed port when None)."""
     if url is not None:
         settings["load_balancer_url"] = url
+    config = gateway_settings(tmp_path, **settings)
     return GatewayLane(
-        gateway_settings(tmp_path, **settings),
+        config,
+        pool=Upstream(config).start(),
         verifier=TokenVerifier(TEST_KEY),
         limiter=limiter or limiter_for(),
     )
@@ -183,7 +186,7 @@ async def test_a_forwarded_path_with_a_valid_token_is_accepted_with_its_route_la
     assert request.route == route
     assert isinstance(request.note, Principal)
     assert request.note.username == "ana"
-    lane.close()
+    lane.pool.close()
 
 
 async def test_a_request_without_a_token_is_declined(tmp_path: Path) -> None:
@@ -192,7 +195,7 @@ async def test_a_request_without_a_token_is_declined(tmp_path: Path) -> None:
     request = lane_request("/itens")
     assert not lane.accepts(request)
     assert request.route == "unmatched"
-    lane.close()
+    lane.pool.close()
 
 
 @pytest.mark.parametrize(
@@ -216,7 +219,7 @@ async def test_a_request_with_a_bad_token_is_declined(
     }
     lane = lane_for(tmp_path)
     assert not lane.accepts(lane_request("/itens", token=tokens[token]))
-    lane.close()
+    lane.pool.close()
 
 
 async def test_a_token_under_another_scheme_is_declined(tmp_path: Path) -> None:
@@ -224,7 +227,7 @@ async def test_a_token_under_another_scheme_is_declined(tmp_path: Path) -> None:
     lane = lane_for(tmp_path)
     request = lane_request("/itens", headers=[(b"authorization", b"Basic " + b"YTpi")])
     assert not lane.accepts(request)
-    lane.close()
+    lane.pool.close()
 
 
 @pytest.mark.parametrize("path", ["/me", "/login", "/saude", "/itensx", "/"])
@@ -234,7 +237,7 @@ async def test_a_path_that_is_not_forwarded_is_declined(
     """The gateway's own routes take the ASGI path, token or not."""
     lane = lane_for(tmp_path)
     assert not lane.accepts(lane_request(path, token=make_token()))
-    lane.close()
+    lane.pool.close()
 
 
 async def test_with_cors_origins_set_a_request_carrying_origin_is_declined(
@@ -246,7 +249,7 @@ async def test_with_cors_origins_set_a_request_carrying_origin_is_declined(
     browser = lane_request("/itens", token=token, headers=[(b"origin", b"https://app.example")])
     assert not lane.accepts(browser)
     assert lane.accepts(lane_request("/itens", token=token))
-    lane.close()
+    lane.pool.close()
 
 
 async def test_without_cors_origins_a_request_carrying_origin_is_accepted(
@@ -256,7 +259,7 @@ async def test_without_cors_origins_a_request_carrying_origin_is_accepted(
     lane = lane_for(tmp_path)
     request = lane_request("/itens", token=make_token(), headers=[(b"origin", b"https://x.test")])
     assert lane.accepts(request)
-    lane.close()
+    lane.pool.close()
 
 
 # respond(): start() returns False without Redis
@@ -277,7 +280,7 @@ async def test_without_redis_start_declines_and_counts_nothing(
         assert deliveries.answers == []
         assert balancer.heads == []
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert answer.status_code == 200
     assert header(answer, b"x-ratelimit-remaining") == b"99", "only respond() counted the hit"
 
@@ -301,7 +304,7 @@ async def test_respond_relays_the_balancers_answer_with_rate_limit_headers(
         request = lane_request("/itens/5", token=make_token(sub="ana", role="user"))
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert answer.status_code == 201
     assert bytes(answer.body) == body
     assert header(answer, b"content-type") == b"application/json"
@@ -339,7 +342,7 @@ async def test_respond_drops_the_balancers_hop_by_hop_headers(
         request = lane_request("/itens", token=make_token())
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     names = {name for name, _ in answer.raw_headers}
     dropped = {
         b"connection",
@@ -369,7 +372,7 @@ async def test_a_chunked_answer_is_relayed_whole_without_transfer_encoding(
         request = lane_request("/itens", token=make_token())
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert (answer.status_code, bytes(answer.body)) == (200, b"abcde")
     assert header(answer, b"transfer-encoding") is None
 
@@ -395,7 +398,7 @@ async def test_respond_sends_forwarded_headers_and_the_request_id_upstream(
         )
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert answer.status_code == 200
     (head,) = balancer.heads
     lines = head.decode().split("\r\n")
@@ -424,7 +427,7 @@ async def test_over_the_limit_respond_answers_429_in_the_envelope_with_retry_aft
         assert lane.accepts(second)
         allowed = await lane.respond(first)
         refused = await lane.respond(second)
-        lane.close()
+        lane.pool.close()
     assert allowed.status_code == 200
     assert refused.status_code == 429
     assert envelope(refused) == {"status": "error", "data": None, "message": "Rate limit exceeded"}
@@ -444,7 +447,7 @@ async def test_callers_are_counted_apart(tmp_path: Path, make_token: TokenFactor
             request = lane_request("/itens", token=make_token(sub=sub, role="user"))
             assert lane.accepts(request)
             answers.append((await lane.respond(request)).status_code)
-        lane.close()
+        lane.pool.close()
     assert answers == [200, 429, 200]
 
 
@@ -456,7 +459,7 @@ async def test_a_balancer_refusing_connections_is_503_with_retry_after_1(
     request = lane_request("/itens", token=make_token())
     assert lane.accepts(request)
     answer = await lane.respond(request)
-    lane.close()
+    lane.pool.close()
     assert answer.status_code == 503
     assert envelope(answer) == {
         "status": "error",
@@ -479,7 +482,7 @@ async def test_a_balancer_silent_past_upstream_timeout_is_504(
         began = loop.time()
         answer = await lane.respond(request)
         took = loop.time() - began
-        lane.close()
+        lane.pool.close()
     assert answer.status_code == 504
     assert envelope(answer)["message"] == "Upstream timed out"
     assert 0.15 <= took < 1.5
@@ -495,7 +498,7 @@ async def test_a_balancer_closing_without_answering_is_502(
         request = lane_request("/itens", token=make_token())
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert answer.status_code == 502
     assert envelope(answer) == {"status": "error", "data": None, "message": "Bad gateway"}
     assert header(answer, b"x-ratelimit-limit") == b"100"
@@ -522,7 +525,7 @@ async def test_a_large_json_answer_is_gzipped_for_a_client_that_accepts_gzip(
         )
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert answer.status_code == 200
     assert header(answer, b"content-encoding") == b"gzip"
     vary = header_values(answer, b"vary")
@@ -543,7 +546,7 @@ async def test_a_large_json_answer_is_plain_without_accept_encoding(
         request = lane_request("/itens", token=make_token())
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert bytes(answer.body) == LARGE
     assert header(answer, b"content-encoding") is None
 
@@ -559,7 +562,7 @@ async def test_a_small_answer_is_not_gzipped_even_when_gzip_is_accepted(
         )
         assert lane.accepts(request)
         answer = await lane.respond(request)
-        lane.close()
+        lane.pool.close()
     assert bytes(answer.body) == OK_BODY
     assert header(answer, b"content-encoding") is None
 
@@ -604,7 +607,7 @@ async def test_with_a_warm_counter_start_forwards_and_delivers_from_the_callback
         assert lane.start(second, deliveries) is True
         answer = await deliveries.wait()
         await asyncio.sleep(0.01)
-        lane.close()
+        lane.pool.close()
     await limiter.close()
     assert len(deliveries.answers) == 1
     assert tasks == [], "sent on the pooled connection and relayed from its callback"
@@ -633,7 +636,7 @@ async def test_with_no_ready_connection_start_answers_from_a_task(
         assert lane.start(request, deliveries) is True
         answer = await deliveries.wait()
         await asyncio.sleep(0.01)
-        lane.close()
+        lane.pool.close()
     await limiter.close()
     assert len(deliveries.answers) == 1
     assert answer.status_code == 200
@@ -659,7 +662,7 @@ async def test_start_gzips_a_large_answer_for_a_client_that_accepts_gzip(
         assert lane.start(second, deliveries) is True
         answer = await deliveries.wait()
         await asyncio.sleep(0.01)
-        lane.close()
+        lane.pool.close()
     await limiter.close()
     for relayed in (warm, answer):
         assert header(relayed, b"content-encoding") == b"gzip"
@@ -704,7 +707,7 @@ async def test_start_delivers_a_502_when_the_balancer_drops_the_request(
         assert lane.start(second, deliveries) is True
         answer = await deliveries.wait()
         await asyncio.sleep(0.01)
-        lane.close()
+        lane.pool.close()
     await limiter.close()
     assert answer.status_code == 502
     assert envelope(answer)["message"] == "Bad gateway"
@@ -748,7 +751,7 @@ async def test_start_delivers_a_504_when_the_balancer_goes_silent(
         assert lane.start(second, deliveries) is True
         answer = await deliveries.wait()
         await asyncio.sleep(0.01)
-        lane.close()
+        lane.pool.close()
     await limiter.close()
     assert answer.status_code == 504
     assert envelope(answer)["message"] == "Upstream timed out"

@@ -1,4 +1,4 @@
-"""The fast lane's HTTP/1.1 client against small asyncio servers on loopback."""
+"""The proxies' HTTP/1.1 client (lane GETs) against small asyncio servers on loopback."""
 
 import asyncio
 import socket
@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-from svc_common.forwarding.connection import Connection, request_head
+from svc_common.forwarding.connection import Connection
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.pool import UpstreamPool
+from svc_common.forwarding.replies import request_head
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]

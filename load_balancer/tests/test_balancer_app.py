@@ -62,7 +62,7 @@ async def test_status_reports_every_backends_state_and_counters(
     assert one["ejections"] == 0
     assert one["latency_ms"]["p50"] > 0
     assert one["latency_ms"]["p95"] >= one["latency_ms"]["p50"]
-    assert down["last_check_error"] == "ClientConnectorError"
+    assert down["last_check_error"] == "connect: ConnectionRefusedError"
 
 
 async def test_saude_shows_each_backend_and_says_degraded_while_one_is_down(

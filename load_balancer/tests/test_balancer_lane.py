@@ -78,9 +78,8 @@ async def lane_over(urls: list[str], **settings: Any) -> AsyncIterator[tuple[str
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await balancer.start()
         yield {LANE: lane}
-        await balancer.close()
+        balancer.close()
 
     app = FastAPI(lifespan=lifespan)
     app.add_middleware(BalancerMiddleware, balancer=balancer)  # the ASGI path

@@ -47,7 +47,6 @@ async def client() -> AsyncIterator[Client]:
 
     async def make(urls: list[str], **settings: Any) -> tuple[Balancer, httpx.AsyncClient]:
         balancer, app = balancer_for(urls, **settings)
-        await balancer.start()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lb")
         opened.append((balancer, http))
         return balancer, http
@@ -55,7 +54,7 @@ async def client() -> AsyncIterator[Client]:
     yield make
     for balancer, http in opened:
         await http.aclose()
-        await balancer.close()
+        balancer.close()
 
 
 async def test_requests_take_turns_over_the_backends(scripted: Any, client: Client) -> None:

@@ -10,10 +10,10 @@ balancer's (LaneHandler.start): no task and no extra turn of the event loop on e
 """
 
 from svc_common.auth import Principal, TokenVerifier
-from svc_common.forwarding.connection import Callback, Reply, request_head
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers, route_label
-from svc_common.forwarding.pool import IDLE_SECONDS, UpstreamPool
+from svc_common.forwarding.pool import UpstreamPool
+from svc_common.forwarding.replies import Callback, Reply, request_head
 from svc_common.serving.lane import (
     TO_ASGI,
     Answer,
@@ -34,18 +34,18 @@ class GatewayLane(LaneHandler):
     """Token checked, rate limit counted, request forwarded: the /itens read path."""
 
     def __init__(
-        self, settings: GatewaySettings, *, verifier: TokenVerifier, limiter: RateLimiter
+        self,
+        settings: GatewaySettings,
+        *,
+        pool: UpstreamPool,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
     ) -> None:
         self.settings = settings
+        self.pool = pool  # the ASGI path's too (proxy.Upstream)
         self.verifier = verifier
         self.limiter = limiter
         self.access_log = settings.access_log
-        self.pool = UpstreamPool(
-            settings.load_balancer_url,
-            connect_timeout=settings.connect_timeout,
-            keepalive_timeout=IDLE_SECONDS,
-            limit=settings.pool_limit,
-        )
 
     def accepts(self, request: LaneRequest) -> bool:
         """A forwarded path, an admitted caller, and no CORS request to answer."""
@@ -125,10 +125,6 @@ class GatewayLane(LaneHandler):
     @property
     def _time_limit(self) -> float:
         return self.settings.upstream_timeout
-
-    def close(self) -> None:
-        """Close the pooled connections (lifespan end)."""
-        self.pool.close()
 
 
 def _caller(request: LaneRequest) -> str:

@@ -63,14 +63,13 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         # Separate from migrate(): the SQLite file lock cannot be taken twice in one process.
         async with schema_lock(engine):
             await ensure_default_users(app.state.sessions)
-        await upstream.start()
-        lane = GatewayLane(settings, verifier=verifier, limiter=limiter)
+        pool = upstream.start()
+        lane = GatewayLane(settings, pool=pool, verifier=verifier, limiter=limiter)
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))
         add_health_check(app, HealthCheck("rate_limits", limiter.ping, critical=False))
         yield {LANE: lane}
-        lane.close()
         await limiter.close()
-        await upstream.close()
+        upstream.close()
         await engine.dispose()
 
     app = create_app(
@@ -96,7 +95,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             Middleware(GatewayProxyMiddleware, upstream=upstream, verifier=verifier),
         ],
         token_verifier=verifier,
-        openapi=MergedOpenAPI(upstream, settings.items_openapi_url),
+        openapi=MergedOpenAPI(settings.items_openapi_url),
     )
     app.state.rate_limiter = limiter
     install_database_error_handler(app)

@@ -12,18 +12,21 @@ import copy
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from fastapi import FastAPI
+from svc_common.forwarding.failures import UpstreamError
+from svc_common.forwarding.pool import UpstreamPool
+from svc_common.forwarding.replies import request_head
 
-from api_gateway.proxy import Upstream, is_forwarded
+from api_gateway.proxy import is_forwarded
 
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 60.0
 RETRY_SECONDS = 5.0
-FETCH_TIMEOUT = aiohttp.ClientTimeout(total=3)
+FETCH_SECONDS = 3.0
 SECURITY_SCHEME = "OAuth2PasswordBearer"
 _REF = "#/components/schemas/"
 _ERROR = {"$ref": _REF + "ErrorEnvelope"}
@@ -110,8 +113,7 @@ def merge(own: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
 class MergedOpenAPI:
     """Async provider of the merged schema for svc_common's /openapi.json."""
 
-    def __init__(self, upstream: Upstream, url: str) -> None:
-        self.upstream = upstream
+    def __init__(self, url: str) -> None:
         self.url = url
         self._upstream_schema: dict[str, Any] | None = None
         self._merged: dict[str, Any] | None = None
@@ -131,18 +133,21 @@ class MergedOpenAPI:
             return self._merged
 
     async def _fetch(self) -> dict[str, Any] | None:
-        session = self.upstream.session
-        if session is None:
-            return None
+        parts = urlsplit(self.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Once a minute at most: a pool of its own for the one request, closed after it.
+        pool = UpstreamPool(self.url, connect_timeout=FETCH_SECONDS, keepalive_timeout=0, limit=1)
         try:
-            async with session.get(self.url, timeout=FETCH_TIMEOUT) as response:
-                body = await response.read()
-                if response.status != 200:
-                    raise ValueError(f"status {response.status}")
-            schema = orjson.loads(body)
+            head = request_head(target.encode(), pool.host, [(b"accept", b"application/json")])
+            reply = await pool.get(head, time_limit=FETCH_SECONDS)
+            if reply.status != 200:
+                raise ValueError(f"status {reply.status}")
+            schema = orjson.loads(reply.body)
             if not isinstance(schema, dict) or not isinstance(schema.get("paths"), dict):
                 raise ValueError("not an OpenAPI document")
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (UpstreamError, ValueError) as exc:
             log.warning("item servers' OpenAPI unavailable at %s: %s", self.url, exc)
             return None
+        finally:
+            pool.close()
         return schema

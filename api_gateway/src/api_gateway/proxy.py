@@ -3,7 +3,6 @@ forwarded, who is admitted, and what a failed forward answers."""
 
 import logging
 
-import aiohttp
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from svc_common.auth import Principal, TokenError, TokenVerifier, admit
@@ -13,12 +12,12 @@ from svc_common.forwarding.asgi import (
     RelayInterrupted,
     client_address,
     forward,
-    new_session,
     read_body,
     upstream_headers,
 )
 from svc_common.forwarding.failures import FailureAnswers, UpstreamError
 from svc_common.forwarding.headers import route_label
+from svc_common.forwarding.pool import IDLE_SECONDS, UpstreamPool
 
 from api_gateway.config import GatewaySettings
 
@@ -67,25 +66,27 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class Upstream:
-    """The load balancer, reached through one keep-alive session."""
+    """The load balancer, reached through one pool of keep-alive connections that the lane
+    and the ASGI path share."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.session: aiohttp.ClientSession | None = None
+        self.pool: UpstreamPool | None = None
 
-    async def start(self) -> None:
-        """Open the session (lifespan start)."""
-        self.session = new_session(
-            total_timeout=self.settings.upstream_timeout,
+    def start(self) -> UpstreamPool:
+        """Open the pool (lifespan start: it needs the running loop)."""
+        self.pool = UpstreamPool(
+            self.settings.load_balancer_url,
             connect_timeout=self.settings.connect_timeout,
+            keepalive_timeout=IDLE_SECONDS,
             limit=self.settings.pool_limit,
-            limit_per_host=self.settings.pool_limit,
         )
+        return self.pool
 
-    async def close(self) -> None:
-        """Close the session (lifespan end)."""
-        if self.session is not None:
-            await self.session.close()
+    def close(self) -> None:
+        """Close its connections (lifespan end)."""
+        if self.pool is not None:
+            self.pool.close()
 
 
 class GatewayProxyMiddleware:
@@ -148,11 +149,18 @@ class GatewayProxyMiddleware:
 
     async def _relay(self, scope: Scope, send: Send, body: bytes) -> Response | None:
         """Forward to the balancer; the error to answer with when that fails."""
-        assert self.upstream.session is not None, "Upstream.start() was not called"
-        url = self.upstream.settings.load_balancer_url
+        assert self.upstream.pool is not None, "Upstream.start() was not called"
         headers = upstream_headers(scope, client_ip=client_address(scope))
         try:
-            await forward(self.upstream.session, url, scope, send, body=body, headers=headers)
+            await forward(
+                self.upstream.pool,
+                scope,
+                send,
+                headers=headers,
+                body=body,
+                time_limit=self.upstream.settings.upstream_timeout,
+                resend=True,
+            )
         except RelayInterrupted:
             log.warning("load balancer dropped a response midway")
         except UpstreamError as exc:

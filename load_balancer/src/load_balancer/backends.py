@@ -64,7 +64,8 @@ class Backend:
         self.in_flight = 0
         self.last_error: str | None = None
         self.latency = LatencyWindow()
-        # The lane's keep-alive connections, opened on its first GET here.
+        # Keep-alive connections for requests (lane and ASGI path) and probes, opened on the
+        # first one (BackendPool.connections).
         self.connections: UpstreamPool | None = None
         self.metrics = BackendMetrics(
             name, up=lambda: self.state in SERVING, in_flight=lambda: self.in_flight
@@ -185,6 +186,11 @@ class Backend:
             self.last_error,
         )
 
+    def close_connections(self) -> None:
+        """Close its keep-alive connections (removed, or the balancer stopping)."""
+        if self.connections is not None:
+            self.connections.close()
+
     def snapshot(self) -> dict[str, object]:
         """What /status and /saude show about this backend."""
         p50, p95 = self.latency.percentiles(0.5, 0.95)
@@ -230,9 +236,21 @@ class BackendPool:
             self.backends = [b for b in self.backends if id(b) not in gone] + added
             for backend in removed:
                 backend.metrics.remove()
-                if backend.connections is not None:
-                    backend.connections.close()
+                backend.close_connections()
         return removed
+
+    def connections(self, backend: Backend) -> UpstreamPool:
+        """The backend's keep-alive connections, one pool for requests and probes (opened on
+        first use: a pool needs the running loop)."""
+        if backend.connections is None:
+            backend.connections = UpstreamPool(
+                backend.url,
+                connect_timeout=self.settings.connect_timeout,
+                keepalive_timeout=self.settings.keepalive_timeout,
+                limit=self.settings.pool_limit_per_backend,
+                host_header=backend.host_header,
+            )
+        return backend.connections
 
     def pick(self, tried: list[Backend]) -> Backend | None:
         """The next backend for a try: round-robin or least in-flight, skipping tried ones."""

@@ -45,10 +45,10 @@ class RequestBody:
         """Whether the same bytes can be sent to a second backend."""
         return self.buffered is not None or not self.started
 
-    def payload(self) -> bytes | AsyncIterator[bytes] | None:
-        """The data argument for one try."""
+    def content(self) -> bytes | AsyncIterator[bytes]:
+        """What one try sends: the buffered bytes, or the stream."""
         if self.buffered is not None:
-            return self.buffered or None
+            return self.buffered
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:

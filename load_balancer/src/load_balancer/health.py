@@ -7,12 +7,14 @@ import logging
 import socket
 import time
 
-import aiohttp
+from svc_common.forwarding.failures import UpstreamError
+from svc_common.forwarding.replies import request_head
 from yarl import URL
 
 from load_balancer.backends import Address, Backend, BackendPool
 from load_balancer.config import BalancerSettings
 
+_PROBE_HEADERS = [(b"user-agent", b"load_balancer-health-check")]
 log = logging.getLogger("load_balancer.health")
 
 
@@ -56,31 +58,20 @@ class HealthChecker:
         self.unresolved: dict[str, str] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._resolver: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         """Resolve SERVIDORES and start probing (lifespan start)."""
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit_per_host=2, keepalive_timeout=self.settings.keepalive_timeout
-            ),
-            timeout=aiohttp.ClientTimeout(total=self.settings.health_timeout),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": "load_balancer-health-check"},
-        )
         await self.resolve_all()
         self._resolver = asyncio.create_task(self._resolve_forever(), name="lb-resolve")
 
     async def close(self) -> None:
-        """Stop every probe and close the probe session (lifespan end)."""
+        """Stop every probe (lifespan end)."""
         tasks = [*self._watchers.values(), *([self._resolver] if self._resolver else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._session is not None:
-            await self._session.close()
 
     async def resolve_all(self) -> None:
         """Bring the pool in line with what each SERVIDORES entry resolves to now."""
@@ -133,20 +124,16 @@ class HealthChecker:
             await asyncio.sleep(max(0.0, pause))
 
     async def probe(self, backend: Backend) -> tuple[bool, str | None]:
-        """One GET of the health path: passed, or why not."""
-        assert self._session is not None, "HealthChecker.start() was not called"
-        headers = {"Host": backend.host_header} if backend.host_header else None
+        """One GET of the health path: passed, or why not. It goes over the backend's own
+        pool, on a connection no request shares, so a probe never waits behind traffic."""
+        pool = self.pool.connections(backend)
+        head = request_head(self.settings.health_path.encode(), pool.host, _PROBE_HEADERS)
         try:
-            async with self._session.get(
-                backend.url + self.settings.health_path, headers=headers, allow_redirects=False
-            ) as response:
-                await response.read()
-        except aiohttp.ConnectionTimeoutError:
-            return False, "connect timeout"
-        except TimeoutError:
-            return False, "timeout"
-        except aiohttp.ClientError as exc:
-            return False, type(exc).__name__
-        if response.status != 200:
-            return False, f"HTTP {response.status}"
+            reply = await pool.stream(head, time_limit=self.settings.health_timeout)
+            await reply.started()
+            await reply.read()
+        except UpstreamError as exc:
+            return False, str(exc)
+        if reply.status != 200:
+            return False, f"HTTP {reply.status}"
         return True, None

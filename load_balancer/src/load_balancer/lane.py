@@ -9,10 +9,9 @@ which paths are forwarded, the headers, the retries and the failure answers.
 
 import time
 
-from svc_common.forwarding.connection import Callback, Reply, request_head
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers, route_label
-from svc_common.forwarding.pool import UpstreamPool
+from svc_common.forwarding.replies import Callback, Reply, request_head
 from svc_common.serving.lane import (
     TO_ASGI,
     Answer,
@@ -24,15 +23,7 @@ from svc_common.serving.lane import (
 )
 
 from load_balancer.backends import Backend
-from load_balancer.proxy import Balancer, give_up, is_forwarded
-
-
-def _as_try(exc: UpstreamError, left: float, timeout: float) -> UpstreamError:
-    """A try's timeout is the whole request's deadline when the try had all the time left
-    (as aiohttp's total timeout is on the ASGI path): then there is no retry."""
-    if exc.reason == "timeout" and left <= timeout:
-        exc.reason = "deadline"
-    return exc
+from load_balancer.proxy import Balancer, as_try, give_up, is_forwarded
 
 
 class _Oversize(Exception):
@@ -63,7 +54,7 @@ class BalancerLane(LaneHandler):
         backend = self.balancer.pool.pick([])
         if backend is None:
             return False
-        pool = self._pool(backend)
+        pool = self.balancer.pool.connections(backend)
         headers = self._headers(request)
         deadline = time.monotonic() + self.settings.upstream_timeout
         timeout = min(self.settings.try_timeout, self.settings.upstream_timeout)
@@ -80,7 +71,7 @@ class BalancerLane(LaneHandler):
             if error.reason == "oversize":
                 deliver(TO_ASGI)
                 return
-            after = (backend, _as_try(error, self.settings.upstream_timeout, timeout), deadline)
+            after = (backend, as_try(error, self.settings.upstream_timeout, timeout), deadline)
             answer_later(request, self.tries(request, headers, after=after), deliver)
 
         data = request_head(request.target, pool.host, headers)
@@ -142,16 +133,16 @@ class BalancerLane(LaneHandler):
         fresh: bool,
     ) -> Reply:
         """One try; UpstreamError when it failed."""
-        pool = self._pool(backend)
+        pool = self.balancer.pool.connections(backend)
         left = deadline - time.monotonic()
-        timeout = min(self.settings.try_timeout, left)
+        timeout = self.balancer.try_time(deadline)
         started = backend.try_sent()
         reply = None
         try:
             data = request_head(target, pool.host, headers)
             reply = await pool.get(data, time_limit=timeout, resend=False, fresh=fresh)
         except UpstreamError as exc:
-            raise _as_try(exc, left, timeout) from exc
+            raise as_try(exc, left, timeout) from exc
         finally:
             backend.try_done(started, reply.status if reply else None)
         return reply
@@ -165,14 +156,3 @@ class BalancerLane(LaneHandler):
             request_id=request.request_id,
             keep_forwarded=True,
         )
-
-    def _pool(self, backend: Backend) -> UpstreamPool:
-        if backend.connections is None:
-            backend.connections = UpstreamPool(
-                backend.url,
-                connect_timeout=self.settings.connect_timeout,
-                keepalive_timeout=self.settings.keepalive_timeout,
-                limit=self.settings.pool_limit_per_backend,
-                host_header=backend.host_header,
-            )
-        return backend.connections

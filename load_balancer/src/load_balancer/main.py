@@ -93,13 +93,12 @@ def build_app(settings: BalancerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         """Open the upstream session and start the health checks for the life of the process."""
-        await balancer.start()
         await checker.start()
         # Not critical: the balancer itself is alive and answers 503s quickly on its own.
         add_health_check(app, HealthCheck("backends", backends, critical=False))
         yield {LANE: BalancerLane(balancer)}
         await checker.close()
-        await balancer.close()
+        balancer.close()
 
     app = create_app(
         settings,

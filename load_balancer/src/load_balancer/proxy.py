@@ -6,18 +6,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from svc_common.docs import is_docs_path
 from svc_common.forwarding.asgi import (
     RelayInterrupted,
-    classify,
     client_address,
-    new_session,
-    relay_response,
+    forward,
+    may_resend,
     upstream_headers,
-    upstream_url,
 )
 from svc_common.forwarding.failures import FailureAnswers, UpstreamError
 from svc_common.forwarding.headers import route_label
@@ -25,7 +22,7 @@ from svc_common.forwarding.headers import route_label
 from load_balancer.backends import Backend, BackendPool
 from load_balancer.body import ClientGone, RequestBody
 from load_balancer.config import BalancerSettings
-from load_balancer.retries import Retries, may_resend
+from load_balancer.retries import Retries
 from load_balancer.stats import NO_BACKEND, RETRIES
 
 log = logging.getLogger("load_balancer.proxy")
@@ -61,6 +58,14 @@ class Outcome:
         return extra
 
 
+def as_try(error: UpstreamError, left: float, timeout: float) -> UpstreamError:
+    """A try's timeout is the whole request's deadline when the try had all the time left:
+    then there is no retry."""
+    if error.reason == "timeout" and left <= timeout:
+        error.reason = "deadline"
+    return error
+
+
 def give_up(failure: UpstreamError | None) -> Response:
     """The error for a request no backend answered: 503, 504 or 502."""
     if failure is None or failure.reason == "connect":
@@ -74,26 +79,16 @@ class Balancer:
     def __init__(self, settings: BalancerSettings) -> None:
         self.settings = settings
         self.pool = BackendPool(settings)
-        self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
-        """Open the shared keep-alive session (lifespan start)."""
-        self._session = new_session(
-            total_timeout=self.settings.upstream_timeout,
-            connect_timeout=self.settings.connect_timeout,
-            limit=self.settings.pool_limit,
-            limit_per_host=self.settings.pool_limit_per_backend,
-            keepalive_timeout=self.settings.keepalive_timeout,
-            retry_stale_connections=False,  # our own policy decides (Balancer.run)
-        )
+    def try_time(self, deadline: float) -> float:
+        """How long a try may wait for its answer: TRY_TIMEOUT, or what is left of the
+        request's time (deadline, on time.monotonic()) when that is less."""
+        return min(self.settings.try_timeout, deadline - time.monotonic())
 
-    async def close(self) -> None:
-        """Close the session (lifespan end)."""
-        if self._session is not None:
-            await self._session.close()
+    def close(self) -> None:
+        """Close every backend's connections (lifespan end)."""
         for backend in self.pool.backends:
-            if backend.connections is not None:
-                backend.connections.close()
+            backend.close_connections()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Forward one request, retrying on other backends as the policy allows."""
@@ -105,11 +100,14 @@ class Balancer:
         headers = upstream_headers(scope, client_ip=client_address(scope), keep_forwarded=True)
         if self.settings.add_idempotency_keys and not may_resend(scope["method"], headers):
             # The backends promise to store such a request once, however often it arrives.
-            headers.append(("Idempotency-Key", uuid.uuid4().hex))
+            headers.append((b"idempotency-key", uuid.uuid4().hex.encode()))
+        tried: list[Backend] = []
 
         async def attempt(backend: Backend, deadline: float) -> int:
+            fresh = backend in tried  # sent there before: its connection closed unanswered
+            tried.append(backend)
             return await self._try(
-                backend, scope, send, body=body, headers=headers, deadline=deadline
+                backend, scope, send, body=body, headers=headers, deadline=deadline, fresh=fresh
             )
 
         try:
@@ -200,33 +198,29 @@ class Balancer:
         send: Send,
         *,
         body: RequestBody,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         deadline: float,
+        fresh: bool,
     ) -> int:
         """One try on one backend; raises UpstreamError when no answer reached the client."""
-        assert self._session is not None, "Balancer.start() was not called"
-        if backend.host_header:
-            headers = [*headers, ("Host", backend.host_header)]
-        timeout = aiohttp.ClientTimeout(
-            total=deadline - time.monotonic(),
-            sock_connect=self.settings.connect_timeout,
-            sock_read=self.settings.try_timeout,
-        )
         started = backend.try_sent()
         status = None
         try:
-            async with self._session.request(
-                scope["method"],
-                upstream_url(backend.url, scope),
-                headers=headers,
-                data=body.payload(),
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
-                await relay_response(response, send)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise classify(exc) from exc
+            left = deadline - time.monotonic()
+            timeout = self.try_time(deadline)
+            try:
+                status = await forward(
+                    self.pool.connections(backend),
+                    scope,
+                    send,
+                    headers=headers,
+                    body=body.content(),
+                    time_limit=timeout,
+                    body_time_limit=left,
+                    fresh=fresh,
+                )
+            except UpstreamError as exc:
+                raise as_try(exc, left, timeout) from exc
         finally:
             backend.try_done(started, status)
         return status

@@ -15,16 +15,6 @@ from load_balancer.body import RequestBody
 #   answering and no other is left (RFC 9112 9.3.1);
 # - once the response has started towards the client nothing is retried.
 
-# RFC 9110 section 9.2.2.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-
-
-def may_resend(method: str, headers: list[tuple[str, str]]) -> bool:
-    """Whether sending the request twice is harmless: an idempotent method or a keyed one."""
-    return method in IDEMPOTENT_METHODS or any(
-        name.lower() == "idempotency-key" for name, _ in headers
-    )
-
 
 class Retries:
     """What one request may still be retried for, after a try failed."""

@@ -1,6 +1,6 @@
-"""Forwarding a request upstream: header rewriting, the failure taxonomy, and the clients.
+"""Forwarding a request upstream: header rewriting, the failure taxonomy, and the client.
 
-`headers` and `failures` are the policy both paths of a proxy share; `pool` and `connection`
-are the keep-alive HTTP/1.1 client the lane forwards over; `asgi` forwards an ASGI request
-(bodies and streamed answers) over aiohttp.
+`headers` and `failures` are the policy both paths of a proxy share; `pool`, `connection` and
+`replies` are the keep-alive HTTP/1.1 client, one pool per upstream for both paths; `asgi`
+forwards an ASGI request (any method, bodies both ways, the answer streamed) over it.
 """

@@ -1,76 +1,21 @@
-"""One keep-alive HTTP/1.1 connection of the lane's client (svc_common.forwarding.pool).
+"""One keep-alive HTTP/1.1 connection of a proxy's client (svc_common.forwarding.pool).
 
 Requests go out as the caller built them; answers are parsed with httptools, the parser
-uvicorn uses, and handed to the waiting requests in order (HTTP/1.1 pipelining).
+uvicorn uses, and handed to the waiting requests in order (HTTP/1.1 pipelining): whole, or
+as they come to a StreamedReply.
 """
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from typing import Protocol, cast
 
 import httptools
 
 from svc_common.forwarding.failures import UNREAD_RESETS, UpstreamError
+from svc_common.forwarding.replies import Reply, StreamedReply, Waiter
 
 # Bigger answers are refused rather than held in memory (the lane buffers whole answers).
 MAX_BODY_BYTES = 8 * 1024 * 1024
-
-
-class Reply:
-    """One complete answer; header names are lower-case."""
-
-    __slots__ = ("body", "headers", "keep_alive", "status")
-
-    def __init__(
-        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-
-
-class Waiter(Protocol):
-    """Who waits for an answer: an asyncio.Future, or an object answered by direct calls."""
-
-    def done(self) -> bool:
-        """Whether it has its outcome already (then later ones are dropped)."""
-
-    def set_result(self, reply: Reply, /) -> None:
-        """The answer."""
-
-    def set_exception(self, error: BaseException, /) -> None:
-        """No answer: an UpstreamError."""
-
-
-class Callback:
-    """A waiter answered by direct calls, for a request sent from a parser callback: it stands
-    in for the asyncio.Future an awaited request waits on, with no task and no loop turn."""
-
-    __slots__ = ("ended", "on_failure", "on_reply")
-
-    def __init__(
-        self, on_reply: Callable[[Reply], None], on_failure: Callable[[UpstreamError], None]
-    ) -> None:
-        self.on_reply = on_reply
-        self.on_failure = on_failure
-        self.ended = False
-
-    def done(self) -> bool:
-        """Whether the outcome is in (a timeout may come before a late answer)."""
-        return self.ended
-
-    def set_result(self, reply: Reply, /) -> None:
-        """The answer."""
-        self.ended = True
-        self.on_reply(reply)
-
-    def set_exception(self, error: BaseException, /) -> None:
-        """No answer."""
-        self.ended = True
-        assert isinstance(error, UpstreamError)
-        self.on_failure(error)
 
 
 class Owner(Protocol):
@@ -90,15 +35,6 @@ class Owner(Protocol):
 
     def resend(self, requests: "list[tuple[bytes, Waiter, float, UpstreamError]]", /) -> None:
         """Send these again on a fresh connection."""
-
-
-def request_head(target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A bodiless GET for target, with these headers."""
-    out = [b"GET ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
-    for name, value in headers:
-        out += (name, b": ", value, b"\r\n")
-    out.append(b"\r\n")
-    return b"".join(out)
 
 
 class Connection(asyncio.Protocol):
@@ -122,6 +58,9 @@ class Connection(asyncio.Protocol):
         self.answered = False  # any byte of an answer arrived since the last complete one
         self.closed = False
         self.idle_since = 0.0
+        self.streaming: StreamedReply | None = None  # the answer being passed on as it comes
+        self.spent = False  # answered a HEAD: the parser cannot go on past it
+        self._writable: asyncio.Future[None] | None = None  # set while writing is paused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -171,6 +110,40 @@ class Connection(asyncio.Protocol):
         self.timer = self.pool.loop.call_at(deadline, self._check_deadlines)
         self.timer_at = deadline
 
+    def flush(self) -> None:
+        """Send what is queued now (a streamed body follows its head)."""
+        self._flush()
+
+    def write(self, data: bytes) -> None:
+        """Send part of a request body."""
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the kernel's buffer towards the upstream is full."""
+        if self._writable is not None:
+            await self._writable
+
+    def pause_writing(self) -> None:
+        """asyncio: the write buffer is over its high-water mark."""
+        self._writable = self.pool.loop.create_future()
+
+    def resume_writing(self) -> None:
+        """asyncio: the write buffer drained."""
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def pause_reading(self) -> None:
+        """A streamed answer's consumer is behind."""
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """It caught up."""
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
     def _flush(self) -> None:
         outbox, self.outbox = self.outbox, []
         self.pool.flushed(self)
@@ -190,6 +163,10 @@ class Connection(asyncio.Protocol):
             if not isinstance(cause, UpstreamError):
                 cause = UpstreamError("reset", f"malformed answer: {exc}", sent=True, answered=True)
             self._fail(cause)
+            return
+        if self.spent:
+            # httptools cannot be told that a HEAD's answer has no body: end the connection.
+            self._fail(UpstreamError("reset", "closed after a HEAD", sent=True))
 
     def on_message_begin(self) -> None:
         """httptools callback."""
@@ -199,8 +176,28 @@ class Connection(asyncio.Protocol):
         """httptools callback."""
         self.headers.append((name.lower(), value))
 
+    def on_headers_complete(self) -> None:
+        """httptools callback: a streamed answer starts now."""
+        waiter = self.waiters[0]
+        if isinstance(waiter, StreamedReply) and not waiter.done():
+            waiter.head(self.parser.get_status_code(), self.headers, self)
+            if waiter.head_only:
+                waiter.end()
+                self.waiters.popleft()
+                self.deadlines.popleft()
+                self.resendable.popleft()
+                self.spent = True
+                self.answered = False
+            else:
+                self.streaming = waiter
+                if waiter.body_deadline is not None:
+                    self.deadlines[0] = waiter.body_deadline
+
     def on_body(self, body: bytes) -> None:
         """httptools callback."""
+        if self.streaming is not None:
+            self.streaming.data(body)
+            return
         self.size += len(body)
         if self.size > MAX_BODY_BYTES:
             raise UpstreamError("oversize", "answer too large to hold", sent=True, answered=True)
@@ -208,12 +205,17 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         """httptools callback: hand the answer to the oldest waiter."""
+        if self.spent:
+            return  # a HEAD's, handed over with its head
         self.answered = False
         waiter = self.waiters.popleft()
         self.deadlines.popleft()
         self.resendable.popleft()
         keep_alive = self.parser.should_keep_alive()
-        if not waiter.done():
+        stream, self.streaming = self.streaming, None
+        if stream is not None:
+            stream.end()
+        elif not waiter.done():
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
             status = self.parser.get_status_code()
             waiter.set_result(Reply(status, self.headers, body, keep_alive))
@@ -235,6 +237,8 @@ class Connection(asyncio.Protocol):
         """The connection is done; every waiter fails: the first with `error`, the ones behind
         it as sent (they may have been read) and unanswered. An unanswered request that may
         be sent again goes out once more on a fresh connection instead (RFC 9112 9.3.1)."""
+        self.streaming = None
+        self.resume_writing()  # a body writer waiting to send more sees the connection closed
         waiters, self.waiters = self.waiters, deque()
         deadlines, self.deadlines = self.deadlines, deque()
         resendable, self.resendable = self.resendable, deque()

@@ -1,19 +1,23 @@
-"""A small HTTP/1.1 client for the lane: keep-alive connections to one upstream.
+"""A small HTTP/1.1 client for a proxy: keep-alive connections to one upstream, one pool for
+the lane and the ASGI path.
 
 aiohttp's request path (URL objects, tracing, cookie and timeout machinery, a response
-object and stream per call) costs more than the rest of a forwarding hop put together. The
-lane only ever sends a bodiless GET and wants the whole answer, so this client writes the
-request bytes the caller built on a pooled connection and parses the answer with httptools,
-the parser uvicorn uses.
+object and stream per call) costs more than the rest of a forwarding hop put together. This
+client writes the request bytes the caller built on a pooled connection and parses the answer
+with httptools, the parser uvicorn uses: the lane's GETs are pipelined and answered whole
+(get, send_now); anything else goes on a connection of its own and its answer streams back
+(stream).
 """
 
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-from svc_common.forwarding.connection import Connection, Reply, Waiter
+from svc_common.forwarding.connection import Connection
 from svc_common.forwarding.failures import UpstreamError
+from svc_common.forwarding.replies import Reply, Resent, StreamedReply, Waiter
 
 # How long a proxy keeps an idle upstream connection: below the idle timeout of any upstream
 # it may face (uvicorn's default is 5 s; ours is 75 s, nginx's 75 s), so the proxy closes an
@@ -82,6 +86,46 @@ class UpstreamPool:
         connection.send(data, waiter, time_limit=time_limit, resend=resend)
         return True
 
+    async def stream(
+        self,
+        head: bytes,
+        body: bytes | AsyncIterator[bytes] = b"",
+        *,
+        time_limit: float,
+        resend: bool = False,
+        fresh: bool = False,
+        head_only: bool = False,
+        body_time_limit: float | None = None,
+    ) -> StreamedReply:
+        """Send a request with its body (whole, or chunked as it comes) on a connection no
+        other request shares, and hand back its answer as it arrives.
+
+        resend: the request may go out again on a fresh connection if this one closes before
+        any of the answer arrives (a whole body only). head_only: a HEAD, whose answer has no
+        body. body_time_limit: from now, how long the body may take once the head is in.
+        UpstreamError when nothing could be sent; the reply carries later failures."""
+        connection, _ = await self._acquire(fresh=fresh, exclusive=True)
+        body_deadline = None if body_time_limit is None else self.loop.time() + body_time_limit
+        reply = StreamedReply(head_only=head_only, body_deadline=body_deadline)
+        if isinstance(body, bytes):
+            connection.send(head + body, reply, time_limit=time_limit, resend=resend)
+            connection.flush()
+            return reply
+        connection.send(head, reply, time_limit=time_limit, resend=False)
+        connection.flush()
+        try:
+            async for chunk in body:
+                if connection.closed:
+                    break  # the reply has the failure
+                if chunk:
+                    connection.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    await connection.drain()
+            connection.write(b"0\r\n\r\n")
+        except BaseException:
+            connection.close()  # a body cut short must not pass for a whole one
+            raise
+        return reply
+
     def resend(self, requests: list[tuple[bytes, Waiter, float, UpstreamError]]) -> None:
         """Send again, together on one fresh connection, requests a closed connection left
         unanswered: (data, waiter, deadline on the loop's clock, the error they met)."""
@@ -112,19 +156,30 @@ class UpstreamPool:
         filling = self._filling
         if filling is not None and not filling.closed and len(filling.waiters) < self.depth:
             return filling
+        connection = self._idle_one()
+        if connection is not None:
+            self._filling = connection
+        return connection
+
+    def _idle_one(self) -> Connection | None:
+        """The latest idle connection still young enough to reuse, now busy."""
         now = self.loop.time()
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed and now - connection.idle_since < self.keepalive_timeout:
-                self._take(connection)
+                self._busy.add(connection)
                 return connection
             connection.close()
         return None
 
-    async def _acquire(self, *, fresh: bool = False) -> tuple[Connection, bool]:
-        """A connection to send on, and whether it was in use before."""
+    async def _acquire(
+        self, *, fresh: bool = False, exclusive: bool = False
+    ) -> tuple[Connection, bool]:
+        """A connection to send on, and whether it was in use before; exclusive: one no other
+        request of this moment joins (pipelining stays with the lane's GETs)."""
         while True:
-            if not fresh and (ready := self._ready()) is not None:
+            ready = None if fresh else self._idle_one() if exclusive else self._ready()
+            if ready is not None:
                 return ready, True
             if self._open < self.limit:
                 break
@@ -151,12 +206,10 @@ class UpstreamPool:
             self._open -= 1
             self._wake()
             raise
-        self._take(connection)
-        return connection, False
-
-    def _take(self, connection: Connection) -> None:
         self._busy.add(connection)
-        self._filling = connection
+        if not exclusive:
+            self._filling = connection
+        return connection, False
 
     def flushed(self, connection: Connection) -> None:
         """The connection's queued requests went out: later ones start a new write."""
@@ -194,26 +247,3 @@ class UpstreamPool:
         self._idle.clear()
         for task in self._resending:
             task.cancel()
-
-
-class Resent:
-    """A waiter whose request went out a second time: its failure says so."""
-
-    __slots__ = ("waiter",)
-
-    def __init__(self, waiter: Waiter) -> None:
-        self.waiter = waiter
-
-    def done(self) -> bool:
-        """As the waiter's."""
-        return self.waiter.done()
-
-    def set_result(self, reply: Reply, /) -> None:
-        """The answer."""
-        self.waiter.set_result(reply)
-
-    def set_exception(self, error: BaseException, /) -> None:
-        """No answer the second time either."""
-        if isinstance(error, UpstreamError):
-            error.resent = True
-        self.waiter.set_exception(error)
