@@ -230,3 +230,18 @@ async def test_a_post_never_waits_behind_the_lane_s_pipelined_gets() -> None:
         await asyncio.gather(*gets, post)
         pool.close()
     assert connections == 2, "the POST took a connection of its own"
+
+
+async def test_a_100_continue_before_the_answer_is_passed_over() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await parsed(reader)
+        writer.write(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok"
+        )
+
+    async with serving(handler) as url:
+        pool = pool_for(url)
+        sent = Sent()
+        assert await send_through(pool, "POST", b"{}", sent) == 201
+        pool.close()
+    assert sent.body == b"ok"

@@ -179,6 +179,8 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         """httptools callback: a streamed answer starts now."""
         waiter = self.waiters[0]
+        if self._interim():
+            return
         if isinstance(waiter, StreamedReply) and not waiter.done():
             waiter.head(self.parser.get_status_code(), self.headers, self)
             if waiter.head_only:
@@ -203,10 +205,14 @@ class Connection(asyncio.Protocol):
             raise UpstreamError("oversize", "answer too large to hold", sent=True, answered=True)
         self.body.append(body)
 
+    def _interim(self) -> bool:
+        """A 1xx (100 Continue, 103 Early Hints): not the answer, which follows it."""
+        return self.parser.get_status_code() < 200
+
     def on_message_complete(self) -> None:
         """httptools callback: hand the answer to the oldest waiter."""
-        if self.spent:
-            return  # a HEAD's, handed over with its head
+        if self.spent or self._interim():
+            return  # a HEAD's answer, handed over with its head; or a 1xx before the answer
         self.answered = False
         waiter = self.waiters.popleft()
         self.deadlines.popleft()

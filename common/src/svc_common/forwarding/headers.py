@@ -18,6 +18,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 _NOT_FORWARDED_UP = HOP_BY_HOP | {
+    # The proxy sends the body it has read already: the upstream has nothing to wait for.
+    b"expect",
     b"host",
     b"content-length",
     b"x-request-id",
