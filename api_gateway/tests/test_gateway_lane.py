@@ -582,6 +582,45 @@ def unique_user(make_token: TokenFactory) -> str:
     return make_token(sub=f"lane-{uuid.uuid4().hex}", role="user")
 
 
+async def warm_then_start(
+    lane: GatewayLane, token: str, target: str = "/itens", headers: Any = ()
+) -> tuple[Answer, Answer, Deliveries]:
+    """A first request through respond() (the counter warms, a connection opens), then a
+    second through start(): both answers, and what deliver() got."""
+    first = lane_request("/itens", token=token, headers=list(headers))
+    assert lane.accepts(first)
+    warm = await primed(lane, first)
+    second = lane_request(target, token=token, headers=list(headers))
+    assert lane.accepts(second)
+    deliveries = Deliveries()
+    assert lane.start(second, deliveries) is True
+    answer = await deliveries.wait()
+    await asyncio.sleep(0.01)
+    lane.pool.close()
+    return warm, answer, deliveries
+
+
+def answers_once(served: list[bytes], *, then_silent: bool) -> Handler:
+    """A balancer that answers one request, then reads the next and closes (or stays silent)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                served.append(await reader.readuntil(b"\r\n\r\n"))
+                if len(served) > 1:
+                    if then_silent:
+                        await reader.read()
+                    break
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return handler
+
+
 async def test_with_a_warm_counter_start_forwards_and_delivers_from_the_callback(
     tmp_path: Path, make_token: TokenFactory, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -597,17 +636,7 @@ async def test_with_a_warm_counter_start_forwards_and_delivers_from_the_callback
     limiter = limiter_for("1000/hour", redis_url)
     async with upstream(balancer) as url:
         lane = lane_for(tmp_path, url, limiter=limiter)
-        token = unique_user(make_token)
-        first = lane_request("/itens", token=token)
-        assert lane.accepts(first)
-        assert (await primed(lane, first)).status_code == 200
-        second = lane_request("/itens/7", token=token)
-        assert lane.accepts(second)
-        deliveries = Deliveries()
-        assert lane.start(second, deliveries) is True
-        answer = await deliveries.wait()
-        await asyncio.sleep(0.01)
-        lane.pool.close()
+        _, answer, deliveries = await warm_then_start(lane, unique_user(make_token), "/itens/7")
     await limiter.close()
     assert len(deliveries.answers) == 1
     assert tasks == [], "sent on the pooled connection and relayed from its callback"
@@ -651,18 +680,10 @@ async def test_start_gzips_a_large_answer_for_a_client_that_accepts_gzip(
     limiter = limiter_for("1000/hour", redis_url)
     async with upstream(Balancer(LARGE_ANSWER)) as url:
         lane = lane_for(tmp_path, url, limiter=limiter)
-        token = unique_user(make_token)
         accept = [(b"accept-encoding", b"gzip")]
-        first = lane_request("/itens", token=token, headers=accept)
-        assert lane.accepts(first)
-        warm = await primed(lane, first)
-        second = lane_request("/itens", token=token, headers=accept)
-        assert lane.accepts(second)
-        deliveries = Deliveries()
-        assert lane.start(second, deliveries) is True
-        answer = await deliveries.wait()
-        await asyncio.sleep(0.01)
-        lane.pool.close()
+        warm, answer, deliveries = await warm_then_start(
+            lane, unique_user(make_token), headers=accept
+        )
     await limiter.close()
     for relayed in (warm, answer):
         assert header(relayed, b"content-encoding") == b"gzip"
@@ -677,42 +698,16 @@ async def test_start_delivers_a_502_when_the_balancer_drops_the_request(
     tmp_path: Path, make_token: TokenFactory, redis_url: str
 ) -> None:
     """A reused connection closed unanswered, then a fresh one too: 502 with rate-limit headers."""
-    served = 0
-
-    async def answers_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal served
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                served += 1
-                if served > 1:
-                    break
-                writer.write(OK)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
+    served: list[bytes] = []
     limiter = limiter_for("1000/hour", redis_url)
-    async with upstream(answers_once) as url:
+    async with upstream(answers_once(served, then_silent=False)) as url:
         lane = lane_for(tmp_path, url, limiter=limiter)
-        token = unique_user(make_token)
-        first = lane_request("/itens", token=token)
-        assert lane.accepts(first)
-        assert (await primed(lane, first)).status_code == 200
-        second = lane_request("/itens", token=token)
-        assert lane.accepts(second)
-        deliveries = Deliveries()
-        assert lane.start(second, deliveries) is True
-        answer = await deliveries.wait()
-        await asyncio.sleep(0.01)
-        lane.pool.close()
+        _, answer, deliveries = await warm_then_start(lane, unique_user(make_token))
     await limiter.close()
     assert answer.status_code == 502
     assert envelope(answer)["message"] == "Bad gateway"
     assert header(answer, b"x-ratelimit-limit") == b"1000"
-    assert served == 3, "answered once, then the request read twice (sent once more)"
+    assert len(served) == 3, "answered once, then the request read twice (sent once more)"
     assert len(deliveries.answers) == 1
 
 
@@ -720,38 +715,10 @@ async def test_start_delivers_a_504_when_the_balancer_goes_silent(
     tmp_path: Path, make_token: TokenFactory, redis_url: str
 ) -> None:
     """A warm connection whose next request gets no answer within UPSTREAM_TIMEOUT."""
-    served = 0
-
-    async def answers_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal served
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                served += 1
-                if served > 1:
-                    await reader.read()
-                    break
-                writer.write(OK)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
     limiter = limiter_for("1000/hour", redis_url)
-    async with upstream(answers_once) as url:
+    async with upstream(answers_once([], then_silent=True)) as url:
         lane = lane_for(tmp_path, url, limiter=limiter, upstream_timeout=0.2)
-        token = unique_user(make_token)
-        first = lane_request("/itens", token=token)
-        assert lane.accepts(first)
-        assert (await primed(lane, first)).status_code == 200
-        second = lane_request("/itens", token=token)
-        assert lane.accepts(second)
-        deliveries = Deliveries()
-        assert lane.start(second, deliveries) is True
-        answer = await deliveries.wait()
-        await asyncio.sleep(0.01)
-        lane.pool.close()
+        _, answer, deliveries = await warm_then_start(lane, unique_user(make_token))
     await limiter.close()
     assert answer.status_code == 504
     assert envelope(answer)["message"] == "Upstream timed out"

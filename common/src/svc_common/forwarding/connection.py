@@ -177,12 +177,13 @@ class Connection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        """httptools callback: a streamed answer starts now."""
+        """httptools callback: a streamed answer starts now (a 1xx is not the answer)."""
         waiter = self.waiters[0]
-        if self._interim():
-            return
-        if isinstance(waiter, StreamedReply) and not waiter.done():
-            waiter.head(self.parser.get_status_code(), self.headers, self)
+        if type(waiter) is not StreamedReply or waiter.done():
+            return  # answered whole (the lane's GETs): nothing to do until it is complete
+        status = self.parser.get_status_code()
+        if status >= 200:
+            waiter.head(status, self.headers, self)
             if waiter.head_only:
                 waiter.end()
                 self.waiters.popleft()
@@ -205,14 +206,13 @@ class Connection(asyncio.Protocol):
             raise UpstreamError("oversize", "answer too large to hold", sent=True, answered=True)
         self.body.append(body)
 
-    def _interim(self) -> bool:
-        """A 1xx (100 Continue, 103 Early Hints): not the answer, which follows it."""
-        return self.parser.get_status_code() < 200
-
     def on_message_complete(self) -> None:
         """httptools callback: hand the answer to the oldest waiter."""
-        if self.spent or self._interim():
-            return  # a HEAD's answer, handed over with its head; or a 1xx before the answer
+        status = self.parser.get_status_code()
+        if self.spent or status < 200:
+            # A HEAD's answer, handed over with its head; or a 1xx (100 Continue, 103 Early
+            # Hints), which the answer follows.
+            return
         self.answered = False
         waiter = self.waiters.popleft()
         self.deadlines.popleft()
@@ -223,7 +223,6 @@ class Connection(asyncio.Protocol):
             stream.end()
         elif not waiter.done():
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-            status = self.parser.get_status_code()
             waiter.set_result(Reply(status, self.headers, body, keep_alive))
         if not keep_alive:
             self._fail(UpstreamError("reset", "closed by upstream", sent=True))
