@@ -12,9 +12,12 @@ plain forward does not need.
 import asyncio
 import contextvars
 import logging
+import urllib.parse
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
+
+import httptools
 
 from svc_common.envelope import error_response
 from svc_common.logging import request_id_var
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 LANE = "fast_lane"
 # Answers that carry no Content-Length of their own (RFC 9110 section 8.6).
 _NO_CONTENT = frozenset({204, 304})
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Headers the lane writes itself.
 _REPLACED = frozenset({b"content-length", b"x-request-id"})
 
@@ -81,6 +85,33 @@ class LaneRequest:
         self.log_extra: dict[str, object] | None = None
         # Added to the ASGI scope when the request goes the ASGI way after all (TO_ASGI).
         self.scope_extra: dict[str, object] | None = None
+
+    @classmethod
+    def parsed(
+        cls,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        client: tuple[str, int] | None,
+        scheme: str,
+    ) -> "LaneRequest | None":
+        """The request from its target and headers as the parser read them; None when it
+        carries a body (the ASGI path reads bodies)."""
+        if any(name in _BODY_HEADERS for name, _ in headers):
+            return None
+        parts = httptools.parse_url(url)
+        raw_path: bytes = parts.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        return cls(
+            path=path,
+            raw_path=raw_path,
+            query=parts.query or b"",
+            headers=headers,
+            client=client,
+            scheme=scheme,
+        )
 
     @property
     def client_ip(self) -> str:

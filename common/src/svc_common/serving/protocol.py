@@ -11,11 +11,9 @@ the connection's answers; anything else goes on to uvicorn and the ASGI app as a
 import asyncio
 import logging
 import time
-import urllib.parse
 from collections import deque
 from typing import Any, cast
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from svc_common.envelope import error_response
@@ -47,7 +45,6 @@ UVICORN_INTERNALS = (
 CYCLE_INTERNALS = ("disconnected", "keep_alive", "message_event", "more_body", "response_complete")
 # Lane answers a connection may have pending; more pipelined requests wait their turn.
 MAX_PIPELINED = 32
-_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class _NoEvent:
@@ -240,37 +237,31 @@ class LaneProtocol(HttpToolsProtocol):
             or self.pipeline
         ):
             return None
-        headers = self.headers
-        if any(name in _BODY_HEADERS for name, _ in headers):
-            return None
-        url = httptools.parse_url(self.url)
-        raw_path: bytes = url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        return LaneRequest(
-            path=path,
-            raw_path=raw_path,
-            query=url.query or b"",
-            headers=headers,
-            client=self.client,
-            scheme=self.scheme or "http",
+        return LaneRequest.parsed(
+            self.url, self.headers, client=self.client, scheme=self.scheme or "http"
         )
 
     def asgi_cycle(self, slot: _LaneCycle) -> RequestResponseCycle:
         """uvicorn's cycle for a lane request the ASGI app answers after all; it starts when
         the answers before it are written, and its end lets the ones after it go."""
         request = slot.request
-        headers = request.headers
-        if not any(name == b"x-request-id" for name, _ in headers):
-            headers = [*headers, (b"x-request-id", request.request_id.encode())]
-        query = request.query
-        scope = {
-            **{"type": "http", "asgi": {"version": self.asgi_version, "spec_version": "2.3"}},
-            **{"http_version": "1.1", "method": "GET", "scheme": request.scheme},
-            **{"server": self.server, "client": self.client, "root_path": self.root_path},
-            **{"path": request.path, "raw_path": request.raw_path, "query_string": query},
-            **{"headers": headers, "state": self.app_state.copy()},
+        # The id the lane gave the request, so both paths log it under one.
+        headers = [(name, value) for name, value in request.headers if name != b"x-request-id"]
+        headers.append((b"x-request-id", request.request_id.encode()))
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": request.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": request.path,
+            "raw_path": request.raw_path,
+            "query_string": request.query,
+            "headers": headers,
+            "state": self.app_state.copy(),
             **(request.scope_extra or {}),
         }
 
