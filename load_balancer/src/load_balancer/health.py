@@ -6,10 +6,10 @@ import ipaddress
 import logging
 import socket
 import time
+from urllib.parse import urlsplit
 
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.replies import request_head
-from yarl import URL
 
 from load_balancer.backends import Address, Backend, BackendPool
 from load_balancer.config import BalancerSettings
@@ -30,8 +30,8 @@ async def resolve(origin: str) -> list[Address]:
     """The backends one SERVIDORES entry stands for: every address of its host name."""
     # IPv4 addresses win; IPv6 ones count only for a name without any, so `localhost` is one
     # backend, not two. OSError when the name does not resolve.
-    url = URL(origin)
-    host = url.host or ""
+    url = urlsplit(origin)
+    host = url.hostname or ""
     if _is_ip(host):
         return [Address(origin, name=origin)]
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -41,9 +41,9 @@ async def resolve(origin: str) -> list[Address]:
     addresses = sorted(set(v4 or v6))
     return [
         Address(
-            str(url.with_host(ip).with_port(port)),
+            f"{url.scheme}://{f'[{ip}]' if ':' in ip else ip}:{port}{url.path}",
             name=f"{origin} ({ip})",
-            host_header=url.raw_authority,
+            host_header=url.netloc,
         )
         for ip in addresses
     ]
