@@ -9,6 +9,7 @@ import uvicorn
 from starlette.applications import Starlette
 from svc_common.serving.lane import LaneHandler, LaneRequest
 from svc_common.serving.protocol import (
+    ASGI_CYCLE_INTERNALS,
     CYCLE_INTERNALS,
     UVICORN_INTERNALS,
     LaneProtocol,
@@ -55,6 +56,13 @@ def test_every_cycle_attribute_uvicorn_reads_is_one_the_lane_cycle_has(name: str
         RequestResponseCycle, name
     ), f"uvicorn {version('uvicorn')}: RequestResponseCycle.{name} is gone"
     assert hasattr(_lane_cycle(), name)
+
+
+@pytest.mark.parametrize("name", ASGI_CYCLE_INTERNALS)
+def test_every_attribute_of_uvicorn_s_request_cycle_the_protocol_reads_exists(name: str) -> None:
+    assert name in RequestResponseCycle.__init__.__code__.co_names, (
+        f"uvicorn {version('uvicorn')}: RequestResponseCycle.{name} is gone"
+    )
 
 
 def test_uvicorn_s_request_cycle_takes_what_the_lane_builds_one_with() -> None:

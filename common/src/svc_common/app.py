@@ -134,7 +134,9 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
         port=settings.porta,
         loop="uvloop",
         # httptools, one write per response, and the fast lane for a service that has one.
-        http=LaneProtocol,
+        http=LaneProtocol.configured(
+            read_timeout=settings.read_timeout, max_connections=settings.max_connections
+        ),
         log_config=None,
         access_log=False,
         server_header=False,

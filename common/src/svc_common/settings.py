@@ -47,6 +47,11 @@ class ServiceSettings(BaseSettings):
     # Plain GETs answered below ASGI (svc_common.serving); off, every request takes the ASGI
     # path with the same answers.
     fast_lane: bool = True
+    # Seconds a client may take to send a request's head, or between two pieces of its body
+    # (nginx's client_header_timeout / client_body_timeout): slower ones get 408 and are closed.
+    read_timeout: float = Field(default=10.0, gt=0)
+    # Open connections one process keeps at most; more are closed at once, with a log line.
+    max_connections: int = Field(default=10_000, ge=1)
     dev_mode: bool = False
 
 

@@ -27,6 +27,7 @@ from svc_common.serving.lane import (
     answer_later,
     encode,
 )
+from svc_common.serving.stretch import Stretch
 from svc_common.serving.transport import CoalescingTransport
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,11 @@ UVICORN_INTERNALS = (
     *("timeout_keep_alive_handler", "_unset_keepalive_if_required", "_start_asgi_task"),
     *("app_state", "client", "cycle", "expect_100_continue", "flow", "headers", "url"),
     *("limit_concurrency", "loop", "parser", "pipeline", "scheme", "scope", "server_state"),
-    *("tasks", "timeout_keep_alive", "timeout_keep_alive_task", "transport"),
+    *("tasks", "timeout_keep_alive", "transport", "connections", "on_body"),
+    "on_message_complete",
 )
+# What this module reads and sets on uvicorn's own request cycle.
+ASGI_CYCLE_INTERNALS = ("response_started", "response_complete", "disconnected", "message_event")
 # What uvicorn reads and sets on a request's cycle (a lane request's is a _LaneCycle).
 CYCLE_INTERNALS = ("disconnected", "keep_alive", "message_event", "more_body", "response_complete")
 # Lane answers a connection may have pending; more pipelined requests wait their turn.
@@ -127,13 +131,62 @@ class LaneProtocol(HttpToolsProtocol):
     time; their answers leave in the order they were asked.
     """
 
-    _idle_since: float | None = None
+    # Set per service by configured(): how long a client may take to send a request's head,
+    # or to send more of its body (nginx's client_header_timeout and client_body_timeout),
+    # and how many connections the process keeps open at most.
+    read_timeout = 10.0
+    max_connections = 10_000
+    _refused_at = 0.0  # when a connection over the cap was last logged
+    _partial = False  # part of a request has come in, not all of it
+
+    @classmethod
+    def configured(cls, *, read_timeout: float, max_connections: int) -> type["LaneProtocol"]:
+        """This protocol with a service's limits (uvicorn takes a class, not an instance)."""
+        limits = {"read_timeout": read_timeout, "max_connections": max_connections}
+        return type(cls.__name__, (cls,), limits)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Hand uvicorn the wrapped transport; no lane answers pending yet."""
+        """Hand uvicorn the wrapped transport; the client has read_timeout to send a request."""
         self.coalescing = CoalescingTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(Any, self.coalescing))
         self._slots: deque[_LaneCycle] = deque()
+        self._idle = Stretch(self.loop, self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self._reading = Stretch(self.loop, self.read_timeout, self._read_timed_out)
+        if len(self.connections) > self.max_connections:
+            self._refuse()
+            return
+        self._reading.start()
+
+    def _refuse(self) -> None:
+        now = self.loop.time()
+        if now - LaneProtocol._refused_at >= 1.0:  # one line a second, however many come
+            LaneProtocol._refused_at = now
+            log.warning("over MAX_CONNECTIONS (%d): closing new connections", self.max_connections)
+        self.transport.close()
+
+    def _read_timed_out(self) -> None:
+        """The client sent no complete request head, or no more of a body, in read_timeout."""
+        if self.flow.read_paused:
+            self._reading.start()  # the app is not reading the body yet: not the client's delay
+            return
+        cycle = self.cycle
+        in_progress = cycle is not None and not cycle.response_complete
+        if not self._partial or self._slots or (in_progress and cycle.response_started):
+            # Nothing of a request came (a 408 would answer nothing, as nginx sees it), or
+            # an answer is on its way and a 408 cannot go in between.
+            self.transport.close()
+        else:
+            answer = encode(
+                error_response(408, "Request not received in time"),
+                request_id=request_id_from(self.headers or []),
+                default_headers=self.server_state.default_headers,
+                keep_alive=False,
+            )
+            self.transport.write(answer)
+            self.transport.close()
+        if in_progress:  # the app waiting for the body learns the client is gone
+            cycle.disconnected = True
+            cycle.message_event.set()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
@@ -148,10 +201,10 @@ class LaneProtocol(HttpToolsProtocol):
 
     def _unset_keepalive_if_required(self) -> None:
         # uvicorn calls this when bytes arrive: the connection is busy, not idle.
-        self._idle_since = None
+        self._idle.stop()
 
     def on_response_complete(self) -> None:
-        """uvicorn's, but the keep-alive timer is armed only when none is."""
+        """uvicorn's, with the idle stretch (one lazy timer) in place of a timer per request."""
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -160,36 +213,24 @@ class LaneProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle_since = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self._keep_alive_expired
-            )
-
-    def _keep_alive_expired(self) -> None:
-        self.timeout_keep_alive_task = None
-        if self._idle_since is None:
-            return  # a request came in; its response arms the timer again
-        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
-        if left > 0:
-            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_expired)
-        else:
-            self.timeout_keep_alive_handler()
+        self._idle.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """uvicorn's, and the keep-alive timer goes too."""
+        """uvicorn's, and the timers go too."""
         super().connection_lost(exc)
+        self._idle.cancel()
+        self._reading.cancel()
         for slot in self._slots:
             if slot.asgi is not None:  # an ASGI answer in progress learns the client left
                 slot.asgi.disconnected = True
                 slot.asgi.message_event.set()
-        if self.timeout_keep_alive_task is not None:
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = None
 
     def on_message_begin(self) -> None:
         """What uvicorn resets for each request, but not its ASGI scope (a dict and a copy of
-        the lifespan state): a lane request needs none, so it is built only for ASGI."""
+        the lifespan state): a lane request needs none, so it is built only for ASGI. The
+        client has read_timeout to send the rest of the head."""
+        self._reading.start()
+        self._partial = True
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -200,11 +241,23 @@ class LaneProtocol(HttpToolsProtocol):
         self.url, self.headers, self.expect_100_continue = url, headers, expect
         self.scope["headers"] = headers
 
+    def on_body(self, body: bytes) -> None:
+        """uvicorn's; each piece of a body gives the client read_timeout for the next."""
+        self._reading.start()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        """uvicorn's; the request is all in."""
+        self._reading.stop()
+        self._partial = False
+        super().on_message_complete()
+
     def on_headers_complete(self) -> None:
         """Hand a GET the lane accepts to it; anything else goes the ASGI way."""
         lane: LaneHandler | None = self.app_state.get(LANE)
         request = None if lane is None else self._lane_request()
         if lane is None or request is None or not lane.accepts(request):
+            self._reading.start()  # a body, if one follows, must start coming in time
             self._build_scope()
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
