@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help up sync system-deps lint typecheck unit integration deploy-check test compose-test bench bench-cache clean
+.PHONY: help up sync sync-run system-deps lint typecheck unit integration deploy-check test compose-test bench bench-cache clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -19,8 +19,13 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
 
-sync: | $(UV) ## Create .venv and install the workspace (locked versions)
+sync: | $(UV) ## Create .venv and install the workspace and the dev tools (locked versions)
 	$(UV) sync --frozen --all-packages
+
+# What `make up` runs on: the six services and supervisord, none of the test or bench tools.
+# --inexact keeps what `make sync` installed, so `make test` after it starts warm.
+sync-run: | $(UV)
+	$(UV) sync --frozen --all-packages --no-default-groups --group run --inexact
 
 # Where `make up` listens. Override them to run a second copy beside the first
 # (GATEWAY_PORT=9000 ... make up); the URLs the services use to find each other follow,
@@ -37,7 +42,7 @@ up: export SERVIDORES ?= $(LOCAL):$(SERVER_PORT),$(LOCAL):$(SERVER2_PORT)
 up: export LOAD_BALANCER_URL ?= $(LOCAL):$(BALANCER_PORT)
 up: export ITEMS_OPENAPI_URL ?= $(LOCAL):$(SERVER_PORT)/openapi.json
 up: export MONITOR_TARGETS ?= api_gateway=$(LOCAL):$(GATEWAY_PORT),load_balancer=$(LOCAL):$(BALANCER_PORT),server=$(LOCAL):$(SERVER_PORT),server2=$(LOCAL):$(SERVER2_PORT),cache=$(LOCAL):$(CACHE_PORT),monitoring=$(LOCAL):$(MONITOR_PORT)
-up: sync ## Start all six services on 8000-8005 (Ctrl-C stops them)
+up: sync-run ## Start all six services on 8000-8005 (Ctrl-C stops them)
 	@mkdir -p "$(RUN_DIR)" data
 	PATH="$(VENV_BIN):$$PATH" DEV_MODE="$${DEV_MODE:-true}" \
 		$(VENV_BIN)/supervisord -n -c scripts/supervisord.conf

@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import exc
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.pool import QueuePool
-from svc_common.database import async_url, create_engine, install_database_error_handler
+from svc_common.database import create_engine, install_database_error_handler
+from svc_common.database_url import async_url
 from svc_common.envelope import install_error_handlers
 from svc_common.settings import DatabaseSettings
 

@@ -7,7 +7,8 @@ import pytest
 from server.main import MIGRATIONS
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from svc_common.database import async_url, migrate
+from svc_common.database import migrate
+from svc_common.database_url import async_url
 
 from tests.integration.databases import create_database, drop_database
 

@@ -11,7 +11,7 @@ from api_gateway.forwarded import client_ip
 from api_gateway.ratelimit import DECIDED, Decision, RateLimiter, caller_key, limited
 
 # Polled by monitors and probes, which must never be throttled out of seeing an outage.
-EXEMPT_PATHS = frozenset({"/saude", "/metrics"})
+EXEMPT_PATHS = frozenset({"/saude", "/livez", "/readyz", "/metrics"})
 
 
 class RateLimitMiddleware:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import Connection, MetaData, event, exc, pool, text
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,29 +20,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from starlette.responses import Response
 
+from svc_common.database_url import async_url, translating
 from svc_common.envelope import error_response
 from svc_common.settings import DEFAULT_DATABASE_URL, DatabaseSettings
 
 log = logging.getLogger(__name__)
 
-_ASYNC_DRIVERS = {
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "sqlite": "sqlite+aiosqlite",
-}
 # Any fixed number works: it names the lock every instance takes before touching the schema.
 _SCHEMA_LOCK_ID = 7_224_001
-
-
-def async_url(raw: str) -> URL:
-    """The seed's sync-style URL (postgresql://, sqlite:///) with an async driver."""
-    url = make_url(raw)
-    backend = url.get_backend_name()
-    if url.drivername in _ASYNC_DRIVERS:
-        url = url.set(drivername=_ASYNC_DRIVERS[url.drivername])
-    elif backend == "postgresql" and url.get_driver_name() != "asyncpg":
-        url = url.set(drivername="postgresql+asyncpg")
-    return url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -57,14 +41,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     """One pooled engine per process, opened in the lifespan."""
-    url = async_url(settings.database_url)
+    url = async_url(settings.database_url, statement_cache_size=settings.db_statement_cache_size)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -72,6 +56,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+    return translating(engine)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -150,7 +135,7 @@ async def migrate(engine: AsyncEngine, script_location: Path) -> None:
 
 def _migrate_here(url: str, script_location: Path) -> None:
     """The child's side of migrate()."""
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    engine = translating(create_async_engine(url, poolclass=pool.NullPool))
 
     async def run() -> None:
         async with schema_lock(engine), engine.begin() as conn:
@@ -182,7 +167,7 @@ def run_migrations(metadata: MetaData, *, version_table: str) -> None:
     url = async_url(os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
 
     async def run_online() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine = translating(create_async_engine(url, poolclass=pool.NullPool))
         async with schema_lock(engine), engine.begin() as conn:
             await conn.run_sync(_run_on, metadata, version_table)
         await engine.dispose()

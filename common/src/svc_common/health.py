@@ -1,4 +1,5 @@
-"""GET /saude: liveness plus the state of what the service depends on."""
+"""GET /saude: liveness plus the state of what the service depends on; /livez and /readyz for
+orchestrators (the process answers; it can serve and is not shutting down)."""
 
 import asyncio
 import logging
@@ -16,6 +17,17 @@ from svc_common.envelope import Envelope, EnvelopeResponse
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class _Draining:
+    """Set once the server has begun to shut down (SIGTERM): /readyz says not ready from then."""
+
+    now = False
+
+
+def mark_draining() -> None:
+    """The server is shutting down (svc_common.serving.protocol calls this)."""
+    _Draining.now = True
 
 
 @dataclass(frozen=True)
@@ -89,5 +101,28 @@ def health_router(service: str) -> APIRouter:
             "message": f"{service} is {state}",
         }
         return EnvelopeResponse(body, status_code=503 if critical_down else 200)
+
+    @router.get("/livez", summary="Liveness: the process answers")
+    async def livez() -> Envelope[dict[str, str]]:
+        """Always 200 while the process serves requests (what a liveness probe asks)."""
+        return Envelope(data={"service": service, "status": "alive"})
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: critical dependencies up, not shutting down",
+        responses={503: {"model": Envelope[dict[str, Any]], "description": "Not ready"}},
+    )
+    async def readyz(request: Request) -> Response:
+        """200 when every critical dependency answers and no shutdown has begun; else 503."""
+        checks = [c for c in request.app.state.health_checks if c.critical]
+        results = await asyncio.gather(*(_run(c) for c in checks))
+        down = {name: detail for name, ok, detail in results if not ok}
+        reason = "shutting down" if _Draining.now else "dependencies down" if down else ""
+        body = {
+            "status": "error" if reason else "success",
+            "data": {"service": service, "ready": not reason, "down": down},
+            "message": f"{service} is not ready: {reason}" if reason else f"{service} is ready",
+        }
+        return EnvelopeResponse(body, status_code=503 if reason else 200)
 
     return router

@@ -12,7 +12,7 @@ from svc_common.logging import log_access, request_id_var
 from svc_common.metrics import observe
 
 # Polled every few seconds by monitors and probes: logged only at DEBUG to keep logs readable.
-QUIET_PATHS = frozenset({"/saude", "/metrics"})
+QUIET_PATHS = frozenset({"/saude", "/livez", "/readyz", "/metrics"})
 
 # A client-supplied id is kept only if it cannot smuggle anything into logs or headers.
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")

@@ -102,6 +102,9 @@ class DatabaseSettings(ServiceSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
+    # Prepared statements cached per connection (PostgreSQL); 0 behind PgBouncer in
+    # transaction mode, unset for the drivers' defaults.
+    db_statement_cache_size: int | None = Field(default=None, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -28,7 +28,7 @@ from load_balancer.stats import NO_BACKEND, RETRIES
 log = logging.getLogger("load_balancer.proxy")
 
 # The balancer's own endpoints (and its docs); every other path belongs to the backends.
-OWN_PATHS = frozenset({"/saude", "/metrics", "/status"})
+OWN_PATHS = frozenset({"/saude", "/livez", "/readyz", "/metrics", "/status"})
 ANSWERS = FailureAnswers(
     unreachable="No backend server available",
     timed_out="Upstream server timed out",

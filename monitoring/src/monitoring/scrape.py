@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 # The monitor's own probes hit these on every service; counting them would drown real traffic.
-PROBE_ROUTES = frozenset({"/saude", "/metrics"})
+PROBE_ROUTES = frozenset({"/saude", "/livez", "/readyz", "/metrics"})
 CACHE_LOOKUP_ROUTE = "/cache/{key}"
 # Backend states that mean "in rotation" or "not judged yet"; any other one is out of rotation.
 IN_ROTATION = frozenset({"up", "healthy", "ok", "active", "available", "unknown"})

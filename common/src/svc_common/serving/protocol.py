@@ -17,6 +17,7 @@ from typing import Any, cast
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from svc_common.envelope import error_response
+from svc_common.health import mark_draining
 from svc_common.middleware import finished, request_id_from
 from svc_common.serving.lane import (
     LANE,
@@ -41,7 +42,7 @@ UVICORN_INTERNALS = (
     *("app_state", "client", "cycle", "expect_100_continue", "flow", "headers", "url"),
     *("limit_concurrency", "loop", "parser", "pipeline", "scheme", "scope", "server_state"),
     *("tasks", "timeout_keep_alive", "transport", "connections", "on_body"),
-    "on_message_complete",
+    *("on_message_complete", "shutdown"),
 )
 # What this module reads and sets on uvicorn's own request cycle.
 ASGI_CYCLE_INTERNALS = ("response_started", "response_complete", "disconnected", "message_event")
@@ -187,6 +188,11 @@ class LaneProtocol(HttpToolsProtocol):
         if in_progress:  # the app waiting for the body learns the client is gone
             cycle.disconnected = True
             cycle.message_event.set()
+
+    def shutdown(self) -> None:
+        """uvicorn's (the server is stopping); /readyz answers 503 from now on."""
+        mark_draining()
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
