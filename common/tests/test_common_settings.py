@@ -29,3 +29,11 @@ def test_dev_mode_falls_back_to_the_dev_key(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_strong_key_is_accepted() -> None:
     key = "x" * 20 + "0123456789abcdef"
     assert _settings(dev_mode=False, secret_key=key).jwt_key == key
+
+
+def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose.yml passes every setting through, empty when .env leaves it unset.
+    monkeypatch.setenv("LOG_LEVEL", "")
+    monkeypatch.setenv("READ_TIMEOUT", "")
+    settings = _settings(dev_mode=True)
+    assert (settings.log_level, settings.read_timeout) == ("INFO", 10.0)

@@ -26,6 +26,7 @@ PUBLISHED = {
     "monitoring": (8005, "MONITOR_PORT"),
 }
 HEALTHY_TIMEOUT = 240.0
+CORS_ORIGIN = "https://app.example.org"
 
 
 def env_file_from_example(target: Path, ports: dict[str, int]) -> dict[str, str]:
@@ -39,6 +40,8 @@ def env_file_from_example(target: Path, ports: dict[str, int]) -> dict[str, str]
     values["POSTGRES_PASSWORD"] = secrets.token_hex(24)
     for service, port in ports.items():
         values[PUBLISHED[service][1]] = str(port)
+    # A setting only .env carries, as a user would add one: it must reach the gateway.
+    values["CORS_ORIGINS"] = CORS_ORIGIN
     target.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return values
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.compose.engine import docker_cli
-from tests.compose.project import PUBLISHED, ComposeProject
+from tests.compose.project import CORS_ORIGIN, PUBLISHED, ComposeProject
 from tests.integration.test_readme import SEED_PORTS, readme_flow
 
 APP_SERVICES = list(PUBLISHED)
@@ -156,3 +156,12 @@ def test_restart_policy_brings_back_a_crashed_server(
         time.sleep(0.5)
     project.wait_healthy(["server"])
     until_served_by(gateway, "server")
+
+
+def test_a_setting_put_in_env_reaches_the_container(gateway: httpx.Client) -> None:
+    preflight = gateway.options(
+        "/itens",
+        headers={"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == CORS_ORIGIN

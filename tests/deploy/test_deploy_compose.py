@@ -1,5 +1,6 @@
 """docker-compose.yml: valid, secrets only from .env, nothing published that should not be."""
 
+import importlib
 import os
 import secrets
 import subprocess
@@ -123,3 +124,24 @@ def test_postgres_and_redis_sit_on_the_internal_network_only(rendered: dict[str,
         assert list(rendered["services"][name]["networks"]) == ["backend"], name
     assert rendered["networks"]["backend"]["internal"] is True
     assert "postgres-data" in rendered["volumes"]
+
+
+@pytest.mark.parametrize(
+    ("service", "settings"),
+    [
+        ("api_gateway", "api_gateway.config:GatewaySettings"),
+        ("load_balancer", "load_balancer.config:BalancerSettings"),
+        ("server", "server.config:ServerSettings"),
+        ("server2", "server.config:ServerSettings"),
+        ("cache", "cache.config:CacheSettings"),
+        ("monitoring", "monitoring.config:MonitorSettings"),
+    ],
+)
+def test_every_setting_of_a_service_can_be_set_from_env(service: str, settings: str) -> None:
+    module, _, name = settings.partition(":")
+    fields = importlib.import_module(module).__dict__[name].model_fields
+    wanted = {(field.alias or key).upper() for key, field in fields.items()}
+    # Only HS256 is allowed, and each container is one service (the servers name theirs).
+    wanted -= {"JWT_ALGORITHM", "SERVICE_NAME"}
+    environment = yaml.safe_load(COMPOSE_FILE.read_text())["services"][service]["environment"]
+    assert wanted <= set(environment), f"not passed to {service}: {wanted - set(environment)}"

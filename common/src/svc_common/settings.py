@@ -36,7 +36,11 @@ def split_commas(value: Any) -> Any:
 class ServiceSettings(BaseSettings):
     """What every service reads from its environment."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty variable means "the default" (compose passes every setting through, empty when
+    # .env leaves it unset).
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     service_name: str
     porta: int = Field(ge=1, le=65535)
