@@ -13,7 +13,7 @@ from tests.compose.project import CORS_ORIGIN, PUBLISHED, ComposeProject
 from tests.integration.test_readme import SEED_PORTS, readme_flow
 
 APP_SERVICES = list(PUBLISHED)
-PUBLIC = {"api_gateway", "monitoring"}
+PUBLIC = {"api_gateway"}
 FAILOVER_DEADLINE = 45.0
 
 
@@ -65,7 +65,7 @@ def test_services_run_as_a_non_root_user(project: ComposeProject) -> None:
         assert uid == "10001", service
 
 
-def test_only_the_gateway_and_dashboard_are_published_beyond_loopback(
+def test_only_the_gateway_is_published_beyond_loopback(
     project: ComposeProject,
 ) -> None:
     for service in project.services():

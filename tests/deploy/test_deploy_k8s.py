@@ -90,3 +90,13 @@ def test_dev_runs_postgres_and_redis_in_the_cluster_and_prod_uses_external_ones(
     assert of_kind(prod, "StatefulSet") == {}
     assert "arquitetura-secrets" in of_kind(dev, "Secret")
     assert of_kind(prod, "Secret") == {}, "production secrets are never committed"
+
+
+def test_probes_ask_livez_and_readyz_and_prod_trusts_the_ingress_for_client_addresses() -> None:
+    prod = render("prod")
+    for name, deployment in of_kind(prod, "Deployment").items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["livenessProbe"]["httpGet"]["path"] == "/livez", name
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+    (config,) = of_kind(prod, "ConfigMap").values()
+    assert config["data"]["TRUSTED_PROXIES"]
