@@ -74,13 +74,15 @@ def app_with(lane: EchoLane) -> FastAPI:
 
 
 @asynccontextmanager
-async def running(lane: EchoLane, *, keep_alive: float = 5.0) -> AsyncIterator[str]:
-    """uvicorn with the fast-lane protocol on a free loopback port."""
+async def served(
+    app: FastAPI, *, protocol: type[LaneProtocol] = LaneProtocol, keep_alive: float = 5.0
+) -> AsyncIterator[str]:
+    """uvicorn serving app with this protocol on a free loopback port; its base URL."""
     config = uvicorn.Config(
-        app_with(lane),
+        app,
         host="127.0.0.1",
         port=0,
-        http=LaneProtocol,
+        http=protocol,
         log_config=None,
         timeout_keep_alive=keep_alive,
     )
@@ -94,6 +96,13 @@ async def running(lane: EchoLane, *, keep_alive: float = 5.0) -> AsyncIterator[s
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def running(lane: EchoLane, *, keep_alive: float = 5.0) -> AsyncIterator[str]:
+    """uvicorn with the lane protocol and this lane on a free loopback port."""
+    async with served(app_with(lane), keep_alive=keep_alive) as url:
+        yield url
 
 
 def complete_answers(data: bytes) -> int:

@@ -6,31 +6,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from svc_common.serving.protocol import LaneProtocol
 from svc_common.serving.stretch import Stretch
+from test_common_lane import served
 
 
 @asynccontextmanager
 async def serving(protocol: type[LaneProtocol]) -> AsyncIterator[int]:
-    """uvicorn with this protocol on a free loopback port; yields the port."""
+    """An app with GET /ok served with this protocol; yields the port."""
     app = FastAPI()
 
     @app.get("/ok")
     async def ok() -> dict[str, bool]:
         return {"ok": True}
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=protocol, log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
+    async with served(app, protocol=protocol) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 async def test_connections_over_the_cap_are_closed_with_one_log_line(

@@ -95,9 +95,7 @@ class GatewayLane(LaneHandler):
         except UpstreamError as exc:
             return _failed(request, exc, decision)
         answer = self.relay(decision, reply)
-        if gzip_wanted(request.headers, len(reply.body), self.settings.gzip_min_bytes):
-            return await gzipped(answer, request.headers, min_size=self.settings.gzip_min_bytes)
-        return answer
+        return await self._gzipped(request, answer) if self._worth_gzip(request, answer) else answer
 
     def relay(self, decision: Decision, reply: Reply) -> Answer:
         """The balancer's answer with the rate-limit headers."""
@@ -107,11 +105,16 @@ class GatewayLane(LaneHandler):
 
     def _deliver(self, request: LaneRequest, answer: Answer, deliver: Deliver) -> None:
         """deliver(answer), gzipped first (in a task) when the client asks and it is worth it."""
-        if gzip_wanted(request.headers, len(answer.body), self.settings.gzip_min_bytes):
-            gzip = gzipped(answer, request.headers, min_size=self.settings.gzip_min_bytes)
-            answer_later(request, gzip, deliver)
+        if self._worth_gzip(request, answer):
+            answer_later(request, self._gzipped(request, answer), deliver)
         else:
             deliver(answer)
+
+    def _worth_gzip(self, request: LaneRequest, answer: Answer) -> bool:
+        return gzip_wanted(request.headers, len(answer.body), self.settings.gzip_min_bytes)
+
+    async def _gzipped(self, request: LaneRequest, answer: Answer) -> Answer:
+        return await gzipped(answer, request.headers, min_size=self.settings.gzip_min_bytes)
 
     def _head(self, request: LaneRequest) -> bytes:
         headers = forward_headers(

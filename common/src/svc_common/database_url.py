@@ -7,6 +7,7 @@ what the user wrote; translate_for_asyncpg, listening on each engine's connects,
 asyncpg what it understands.
 """
 
+import functools
 import ssl
 from typing import Any
 from uuid import uuid4
@@ -39,10 +40,12 @@ def async_url(raw: str, *, statement_cache_size: int | None = None) -> URL:
     return url
 
 
+@functools.lru_cache(maxsize=16)
 def ssl_for(
     mode: str, *, rootcert: str | None = None, cert: str | None = None, key: str | None = None
 ) -> bool | str | ssl.SSLContext:
-    """asyncpg's `ssl` argument for libpq's sslmode (and certificate files)."""
+    """asyncpg's `ssl` argument for libpq's sslmode (and certificate files); built once per
+    set of arguments, not at every connect (reading certificate files blocks the loop)."""
     if mode not in _SSL_MODES:
         raise ValueError(f"DATABASE_URL: sslmode={mode!r} is not one of {sorted(_SSL_MODES)}")
     if mode == "disable":

@@ -57,7 +57,7 @@ class BalancerLane(LaneHandler):
         pool = self.balancer.pool.connections(backend)
         headers = self._headers(request)
         deadline = time.monotonic() + self.settings.upstream_timeout
-        timeout = min(self.settings.try_timeout, self.settings.upstream_timeout)
+        timeout = self.balancer.try_time(deadline)
         started = 0.0
 
         def on_reply(reply: Reply) -> None:

@@ -79,12 +79,12 @@ class Connection(asyncio.Protocol):
         if self.timer is None or deadline < self.timer_at:
             self._arm(deadline)
         if not self.outbox:
-            self.pool.loop.call_soon(self._flush)
+            self.pool.loop.call_soon(self.flush)
         self.outbox.append(data)
         if len(self.outbox) >= self.pool.depth:
             # Nothing more can join this write: sending it now lets the upstream start on it
             # while this process goes on with the rest of the iteration (same number of writes).
-            self._flush()
+            self.flush()
 
     def _check_deadlines(self) -> None:
         """One timer per connection, not one per request, armed for the soonest deadline
@@ -109,10 +109,6 @@ class Connection(asyncio.Protocol):
             self.timer.cancel()
         self.timer = self.pool.loop.call_at(deadline, self._check_deadlines)
         self.timer_at = deadline
-
-    def flush(self) -> None:
-        """Send what is queued now (a streamed body follows its head)."""
-        self._flush()
 
     def write(self, data: bytes) -> None:
         """Send part of a request body."""
@@ -144,7 +140,8 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what is queued now (a streamed body follows its head)."""
         outbox, self.outbox = self.outbox, []
         self.pool.flushed(self)
         if self.transport is not None and not self.closed and outbox:

@@ -19,25 +19,15 @@ class UpstreamError(Exception):
     timeout (no answer within the try's time), deadline (the whole request's time is spent)
     or oversize (an answer bigger than the lane's client holds: the ASGI path streams it).
     sent: whether the upstream may have seen the request. answered: whether any byte of the
-    answer had arrived (such a request is never sent again). resent: the client already sent
-    it once more on a fresh connection after the first went unanswered.
+    answer had arrived (such a request is never sent again).
     """
 
-    def __init__(
-        self,
-        reason: str,
-        error: str,
-        *,
-        sent: bool,
-        answered: bool = False,
-        resent: bool = False,
-    ) -> None:
+    def __init__(self, reason: str, error: str, *, sent: bool, answered: bool = False) -> None:
         super().__init__(f"{reason}: {error}")
         self.reason = reason
         self.error = error
         self.sent = sent
         self.answered = answered
-        self.resent = resent
 
     @property
     def unanswered_close(self) -> bool:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from svc_common.forwarding.connection import Connection
 from svc_common.forwarding.failures import UpstreamError
-from svc_common.forwarding.replies import Reply, Resent, StreamedReply, Waiter
+from svc_common.forwarding.replies import Reply, StreamedReply, Waiter
 
 # How long a proxy keeps an idle upstream connection: below the idle timeout of any upstream
 # it may face (uvicorn's default is 5 s; ours is 75 s, nginx's 75 s), so the proxy closes an
@@ -149,7 +149,7 @@ class UpstreamPool:
             if deadline <= now:
                 waiter.set_exception(error)
             else:
-                connection.send(data, Resent(waiter), time_limit=deadline - now, resend=False)
+                connection.send(data, waiter, time_limit=deadline - now, resend=False)
 
     def _ready(self) -> Connection | None:
         """The connection requests of this moment go out on, else the latest idle one."""

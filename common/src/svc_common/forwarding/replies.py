@@ -74,29 +74,6 @@ class Callback:
         self.on_failure(error)
 
 
-class Resent:
-    """A waiter whose request went out a second time: its failure says so."""
-
-    __slots__ = ("waiter",)
-
-    def __init__(self, waiter: Waiter) -> None:
-        self.waiter = waiter
-
-    def done(self) -> bool:
-        """As the waiter's."""
-        return self.waiter.done()
-
-    def set_result(self, reply: Reply, /) -> None:
-        """The answer."""
-        self.waiter.set_result(reply)
-
-    def set_exception(self, error: BaseException, /) -> None:
-        """No answer the second time either."""
-        if isinstance(error, UpstreamError):
-            error.resent = True
-        self.waiter.set_exception(error)
-
-
 class Reader(Protocol):
     """The connection a streamed answer comes in on."""
 
