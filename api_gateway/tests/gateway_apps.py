@@ -31,6 +31,8 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> GatewaySettings:
         "load_balancer_url": nobody,
         "items_openapi_url": f"{nobody}/openapi.json",
         "access_log": False,
+        # admin/admin123 and user/user123, which these tests log in with.
+        "demo_users": True,
     }
     return GatewaySettings(**(values | overrides), _env_file=None)  # type: ignore[arg-type]
 

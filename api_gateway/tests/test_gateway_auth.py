@@ -10,7 +10,9 @@ from svc_common.auth import TokenError, TokenVerifier
 
 from conftest import TEST_KEY
 
-SETTINGS = GatewaySettings(secret_key=TEST_KEY, access_token_minutes=5, _env_file=None)  # type: ignore[call-arg]
+SETTINGS = GatewaySettings(
+    secret_key=TEST_KEY, access_token_minutes=5, demo_users=True, _env_file=None
+)  # type: ignore[call-arg]
 
 
 async def test_passwords_are_argon2id_and_verify() -> None:
@@ -24,12 +26,16 @@ async def test_an_unknown_user_still_costs_a_verification_and_fails() -> None:
     assert not await verify_password("anything", None)
 
 
+async def test_a_locked_account_verifies_no_password() -> None:
+    assert not await verify_password("admin123", "!locked")
+
+
 def test_access_tokens_carry_sub_role_iat_exp_jti_and_a_session() -> None:
     pair = issue_tokens(username="ana", role="user", settings=SETTINGS)
     assert pair.expires_in == 300
     claims = jwt.decode(pair.access_token, TEST_KEY, algorithms=["HS256"])
     assert {"sub", "role", "iat", "exp", "jti", "sid"} <= set(claims)
-    assert claims["exp"] - claims["iat"] == 300
+    assert claims["exp"] - int(claims["iat"]) == 300
     assert jwt.get_unverified_header(pair.access_token)["alg"] == "HS256"
     principal = TokenVerifier(TEST_KEY).verify(pair.access_token)
     assert (principal.username, principal.role) == ("ana", "user")

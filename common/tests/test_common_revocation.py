@@ -20,3 +20,31 @@ async def test_start_and_close_without_redis_are_harmless() -> None:
     await revocations.revoke("a", until=time.time() + 60)
     await revocations.close()
     assert revocations.is_revoked("a")
+
+
+async def test_a_cut_off_voids_what_the_user_was_issued_before_it_and_nothing_after() -> None:
+    revocations = RevocationList()
+    now = time.time()
+    await revocations.cut_off("ana", at=now, until=now + 60)
+    assert revocations.cut_off_before("ana", now - 0.001)
+    assert not revocations.cut_off_before("ana", now)
+    assert not revocations.cut_off_before("bob", now - 10)
+
+
+def test_a_cut_off_heard_from_another_process_counts_and_the_latest_wins() -> None:
+    # What the Redis mirror hands over: the id as another process wrote it.
+    revocations = RevocationList()
+    now = time.time()
+    revocations.remember(f"cutoff:{now!r}:ana", now + 60)
+    revocations.remember(f"cutoff:{now - 30!r}:ana", now + 30)
+    assert revocations.cut_off_before("ana", now - 1)
+    assert revocations.cutoffs["ana"] == (now, now + 60)
+
+
+def test_pruning_forgets_cut_offs_that_outlived_every_token() -> None:
+    revocations = RevocationList()
+    now = time.time()
+    revocations.remember(f"cutoff:{now - 100!r}:ana", now - 1)
+    revocations.prune(now)
+    assert revocations.cutoffs == {}
+    assert not revocations.is_revoked(f"cutoff:{now - 100!r}:ana")

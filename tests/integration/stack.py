@@ -40,6 +40,10 @@ SCRUBBED = (
     "TRUSTED_PROXIES",
     "CORS_ORIGINS",
     "ITEMS_OPENAPI_URL",
+    "DEMO_USERS",
+    "FIRST_ADMIN_USERNAME",
+    "FIRST_ADMIN_PASSWORD",
+    "METRICS_TOKEN",
 )
 # Generous: on a busy 2-core machine six cold Python starts can take well over a minute.
 STARTUP_TIMEOUT = 120.0
@@ -118,6 +122,9 @@ class Stack:
             "POLL_INTERVAL": "0.5",
             "HEALTH_INTERVAL": "0.5",
             "LOG_FORMAT": "json",
+            # The seed's accounts, which the tests log in with; test_gateway_accounts.py pins
+            # a gateway without them.
+            "DEMO_USERS": "true",
         }
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url

@@ -24,11 +24,12 @@ async def hash_password(password: str) -> str:
 
 
 async def verify_password(password: str, stored_hash: str | None) -> bool:
-    """Constant-work check; a missing user still costs one verification."""
+    """Constant-work check; a missing or locked user still costs one verification."""
+    usable = stored_hash if stored_hash and stored_hash.startswith("$argon2") else None
 
     def check() -> bool:
         try:
-            return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+            return _hasher.verify(usable or _DUMMY_HASH, password) and usable is not None
         except (VerificationError, InvalidHashError):
             return False
 
@@ -56,11 +57,14 @@ def issue_tokens(
 
     Refreshing keeps the session id, so revoking it ends every token the login led to.
     """
-    now = int(time.time())
+    issued_at = time.time()
+    now = int(issued_at)
     sid = session_id or uuid.uuid4().hex
     lifetime = settings.access_token_minutes * 60
     refresh_lifetime = settings.refresh_token_days * 24 * 3600
-    common = {"sub": username, "role": role, "iat": now, "sid": sid}
+    # iat keeps its fraction (RFC 7519 allows it): a password change voids the tokens issued
+    # before it to the microsecond, and a login a moment after it stays valid.
+    common = {"sub": username, "role": role, "iat": issued_at, "sid": sid}
     access = common | {"exp": now + lifetime, "jti": uuid.uuid4().hex, "type": "access"}
     refresh = common | {"exp": now + refresh_lifetime, "jti": uuid.uuid4().hex, "type": "refresh"}
     return TokenPair(

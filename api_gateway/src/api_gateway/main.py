@@ -20,6 +20,7 @@ from svc_common.database import (
 from svc_common.health import HealthCheck
 from svc_common.revocation import RevocationList
 from svc_common.serving.lane import LANE
+from svc_common.settings import load_or_exit
 
 from api_gateway.config import GatewaySettings, one_rate
 from api_gateway.edge import EnvelopeCORSMiddleware, GzipWhenAccepted
@@ -29,7 +30,7 @@ from api_gateway.proxy import GatewayProxyMiddleware, Upstream
 from api_gateway.ratelimit import RateLimiter
 from api_gateway.ratelimit_asgi import RateLimitMiddleware
 from api_gateway.routes import router
-from api_gateway.users import ensure_default_users
+from api_gateway.users import ensure_accounts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -56,13 +57,13 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        """Open the user database and the balancer session; seed the default users."""
+        """Open the user database and the balancer pool; create the start-up accounts."""
         engine = create_engine(settings)
         await migrate(engine, MIGRATIONS)
         app.state.sessions = session_factory(engine)
         # Separate from migrate(): the SQLite file lock cannot be taken twice in one process.
         async with schema_lock(engine):
-            await ensure_default_users(app.state.sessions)
+            await ensure_accounts(app.state.sessions, settings)
         pool = upstream.start()
         lane = GatewayLane(settings, pool=pool, verifier=verifier, limiter=limiter)
         add_health_check(app, HealthCheck("database", lambda: ping(engine)))
@@ -104,4 +105,4 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 def run() -> None:
     """Console entry point."""
-    serve("api_gateway.main:build_app", GatewaySettings())
+    serve("api_gateway.main:build_app", load_or_exit(GatewaySettings))

@@ -1,4 +1,4 @@
-"""The gateway's own endpoints: /login, /token, /refresh, /logout, /register, /me."""
+"""The gateway's own endpoints: /login, /token, /refresh, /logout, /register and /me."""
 
 from typing import Annotated, Any
 
@@ -12,14 +12,17 @@ from api_gateway.auth import TokenPair, issue_tokens
 from api_gateway.deps import CurrentUser, LimiterDep, SettingsDep, VerifierDep
 from api_gateway.forwarded import client_ip
 from api_gateway.models import User
+from api_gateway.ratelimit import RateLimiter
 from api_gateway.schemas import (
     Credentials,
     OAuth2Token,
+    PasswordChange,
     PasswordGrant,
     RefreshRequest,
     Registration,
     TokenData,
     UserOut,
+    check_password,
 )
 
 # The edge middleware answers these on every route of the gateway before the route runs.
@@ -35,6 +38,17 @@ _TOO_MANY: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _attempt(limiter: RateLimiter, key: str) -> None:
+    """Count a password check under LOGIN_RATE_LIMIT; 429 once the key is over it."""
+    decision = await limiter.hit("login", key)
+    if not decision.allowed:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"Too many attempts; try again in {decision.reset_after} s",
+            headers=decision.headers(),
+        )
+
+
 async def _login(
     request: Request,
     session: SessionDep,
@@ -44,13 +58,7 @@ async def _login(
 ) -> tuple[User, TokenPair]:
     """Check a password under LOGIN_RATE_LIMIT (per client IP and username)."""
     key = f"{client_ip(request.scope, settings.proxy_networks)}|{credentials.username}"
-    decision = await limiter.hit("login", key)
-    if not decision.allowed:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"Too many login attempts; try again in {decision.reset_after} s",
-            headers=decision.headers(),
-        )
+    await _attempt(limiter, key)
     user = await users.authenticate(
         session, username=credentials.username, password=credentials.password
     )
@@ -144,3 +152,39 @@ async def register(registration: Registration, session: SessionDep) -> Envelope[
 async def me(user: CurrentUser) -> Envelope[UserOut]:
     """The caller, as their token says."""
     return Envelope(data=UserOut(username=user.username, role=user.role))
+
+
+@router.post(
+    "/me/password",
+    summary="Change my password",
+    responses=_TOO_MANY | {400: {"model": ErrorEnvelope, "description": "Wrong current password"}},
+)
+async def change_password(
+    *,
+    body: PasswordChange,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    verifier: VerifierDep,
+) -> Envelope[TokenData]:
+    """Needs the current password. Every token of the account issued before, this one's
+    included, stops working on every service; the answer carries the tokens of a new session."""
+    try:
+        check_password(user.username, body.new_password)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    # Per account: a stolen access token must not become a way to guess the password.
+    key = f"password-change|{user.username}"
+    await _attempt(limiter, key)
+    account = await users.authenticate(
+        session, username=user.username, password=body.current_password
+    )
+    if account is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Current password is incorrect")
+    await limiter.reset("login", key)
+    await users.set_password(session, user=account, password=body.new_password)
+    await sessions.end_all_sessions(account.username, verifier=verifier, settings=settings)
+    pair = issue_tokens(username=account.username, role=account.role, settings=settings)
+    data = _token_data(account, pair)
+    return Envelope(data=data, message="Password changed; other sessions ended")

@@ -21,6 +21,25 @@ Username = Annotated[
 ]
 
 
+def check_password(username: str, password: str) -> None:
+    """ValueError when a new password breaks the rules a length cannot say."""
+    if not password.strip():
+        raise ValueError("password must not be blank")
+    if password.strip().lower() == username:
+        raise ValueError("password must differ from the username")
+
+
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description="8-128 characters, not blank, not the username",
+        examples=["uma-senha-longa"],
+    ),
+]
+
+
 class Credentials(BaseModel):
     """What /login takes (seed shape)."""
 
@@ -40,12 +59,7 @@ class Registration(BaseModel):
         description="3-32 characters: lower-case letters, digits, `_`, `.`, `-`",
         examples=["maria"],
     )
-    password: str = Field(
-        min_length=MIN_PASSWORD,
-        max_length=MAX_PASSWORD,
-        description="8-128 characters, not blank, not the username",
-        examples=["uma-senha-longa"],
-    )
+    password: NewPassword
 
     @model_validator(mode="before")
     @classmethod
@@ -56,10 +70,22 @@ class Registration(BaseModel):
 
     @model_validator(mode="after")
     def _password_rules(self) -> "Registration":
-        if not self.password.strip():
-            raise ValueError("password must not be blank")
-        if self.password.strip().lower() == self.username:
-            raise ValueError("password must differ from the username")
+        check_password(self.username, self.password)
+        return self
+
+
+class PasswordChange(BaseModel):
+    """What POST /me/password takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: NewPassword
+
+    @model_validator(mode="after")
+    def _differs(self) -> "PasswordChange":
+        if self.new_password == self.current_password:
+            raise ValueError("new_password must differ from current_password")
         return self
 
 

@@ -37,7 +37,11 @@ async def rotate(
     try:
         principal = verifier.verify(refresh_token, token_type="refresh")
     except TokenRevoked as exc:
-        if not verifier.revocations.is_revoked(exc.principal.session_id):
+        spent = exc.principal
+        revocations = verifier.revocations
+        if not revocations.is_revoked(spent.session_id) and not revocations.cut_off_before(
+            spent.username, spent.issued_at
+        ):
             # A spent refresh token came back: someone holds a copy, so the session ends.
             log.warning("refresh token reused; session of %s revoked", exc.principal.username)
             await _end_session(verifier, exc.principal, lifetime)
@@ -57,6 +61,16 @@ async def rotate(
         username=user.username, role=user.role, settings=settings, session_id=principal.session_id
     )
     return user, pair
+
+
+async def end_all_sessions(
+    username: str, *, verifier: TokenVerifier, settings: GatewaySettings
+) -> None:
+    """Void every token of this user issued until now, on every replica and service."""
+    now = time.time()
+    await verifier.revocations.cut_off(
+        username, at=now, until=now + settings.refresh_token_days * 24 * 3600
+    )
 
 
 async def logout(

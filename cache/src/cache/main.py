@@ -11,6 +11,7 @@ from starlette.responses import Response
 from svc_common.app import add_health_check, create_app, serve
 from svc_common.envelope import error_response
 from svc_common.health import HealthCheck
+from svc_common.settings import load_or_exit
 
 from cache.config import CacheSettings
 from cache.routes import router
@@ -51,4 +52,4 @@ def build_app(settings: CacheSettings | None = None) -> FastAPI:
 
 def run() -> None:
     """Console entry point."""
-    serve("cache.main:build_app", CacheSettings())
+    serve("cache.main:build_app", load_or_exit(CacheSettings))

@@ -32,6 +32,7 @@ class Principal:
     role: str
     jti: str
     expires_at: int
+    issued_at: float = 0.0
     session_id: str | None = None
     token_type: str = "access"
 
@@ -87,7 +88,11 @@ class TokenVerifier:
         if principal.expires_at <= time.time():
             self._cache.pop(token, None)
             raise TokenError("expired")
-        if self.revocations.is_revoked(principal.jti, principal.session_id):
+        revocations = self.revocations
+        if revocations.is_revoked(principal.jti, principal.session_id) or (
+            revocations.cutoffs
+            and revocations.cut_off_before(principal.username, principal.issued_at)
+        ):
             raise TokenRevoked(principal)
         return principal
 
@@ -114,6 +119,7 @@ class TokenVerifier:
             role=role,
             jti=jti,
             expires_at=int(claims["exp"]),
+            issued_at=float(claims["iat"]),
             session_id=sid,
             token_type=kind,
         )

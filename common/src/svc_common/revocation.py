@@ -1,10 +1,15 @@
 """Revoked token and session ids, kept in process and mirrored through Redis when configured."""
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from svc_common.revocation_redis import RedisMirror
+
+# A user's cut-off ("tokens issued before this instant are void", after a password change) is
+# an id like any other, "cutoff:<epoch>:<username>", so Redis shares it with every process.
+CUTOFF = "cutoff:"
 
 
 class RevocationList:
@@ -18,6 +23,8 @@ class RevocationList:
     def __init__(self, redis_url: str | None = None) -> None:
         self.redis_url = redis_url
         self.revoked: dict[str, float] = {}
+        # username -> (cut-off epoch, until): read on every verification, so kept apart.
+        self.cutoffs: dict[str, tuple[float, float]] = {}
         self.mirror: RedisMirror | None = None
 
     def is_revoked(self, *ids: str | None) -> bool:
@@ -25,11 +32,26 @@ class RevocationList:
         revoked = self.revoked
         return any(i is not None and i in revoked for i in ids)
 
+    def cut_off_before(self, username: str, issued_at: float) -> bool:
+        """Whether a token of this user issued at `issued_at` predates the user's cut-off."""
+        cutoff = self.cutoffs.get(username)
+        return cutoff is not None and issued_at < cutoff[0]
+
     def remember(self, token_id: str, until: float) -> bool:
         """Record locally; False if the id was already refused."""
         fresh = token_id not in self.revoked
         self.revoked[token_id] = max(until, self.revoked.get(token_id, 0.0))
+        if token_id.startswith(CUTOFF):
+            at, _, username = token_id.removeprefix(CUTOFF).partition(":")
+            with contextlib.suppress(ValueError):
+                known = self.cutoffs.get(username, (0.0, 0.0))
+                self.cutoffs[username] = (max(float(at), known[0]), max(until, known[1]))
         return fresh
+
+    async def cut_off(self, username: str, *, at: float, until: float) -> None:
+        """Refuse every token of `username` issued before `at`, until the epoch second `until`
+        (the end of the longest-lived token issued before `at`)."""
+        await self.revoke(f"{CUTOFF}{at!r}:{username}", until=until)
 
     async def revoke(self, token_id: str, *, until: float) -> bool:
         """Refuse token_id until the epoch second `until`; False if it already was refused.
@@ -46,6 +68,8 @@ class RevocationList:
         now = time.time() if now is None else now
         for token_id in [i for i, until in self.revoked.items() if until <= now]:
             del self.revoked[token_id]
+        for username in [u for u, (_, until) in self.cutoffs.items() if until <= now]:
+            del self.cutoffs[username]
 
     async def start(self) -> None:
         """Start following Redis, when configured (lifespan start)."""

@@ -1,8 +1,9 @@
 """Settings base shared by every service (pydantic-settings, seed env names)."""
 
-from typing import Annotated, Any, Literal
+import sys
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Dev mode only: a key everyone knows, which is why production refuses it.
@@ -24,6 +25,7 @@ MIN_SECRET_LENGTH = 32
 DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
 
 CommaList = Annotated[list[str], NoDecode]
+S = TypeVar("S", bound="ServiceSettings")
 
 
 def split_commas(value: Any) -> Any:
@@ -114,3 +116,16 @@ class DatabaseSettings(ServiceSettings):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         return value.strip() or DEFAULT_DATABASE_URL
+
+
+def load_or_exit(cls: type[S]) -> S:
+    """Settings from the environment; on a bad value, one line per problem and exit status 2
+    (a start-up refusal reads as a reason, not as a traceback)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            reason = error["msg"].removeprefix("Value error, ")
+            print(f"cannot start: {f'{name}: ' if name else ''}{reason}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -11,6 +11,7 @@ from svc_common.app import add_health_check, create_app, serve
 from svc_common.envelope import Envelope
 from svc_common.health import CheckFailed, HealthCheck
 from svc_common.serving.lane import LANE
+from svc_common.settings import load_or_exit
 
 from load_balancer.backends import SERVING
 from load_balancer.config import BalancerSettings
@@ -119,4 +120,4 @@ def build_app(settings: BalancerSettings | None = None) -> FastAPI:
 
 def run() -> None:
     """Console entry point."""
-    serve("load_balancer.main:build_app", BalancerSettings())
+    serve("load_balancer.main:build_app", load_or_exit(BalancerSettings))

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from svc_common.app import create_app, serve
+from svc_common.settings import load_or_exit
 
 from monitoring.alerts import AlertEngine
 from monitoring.config import MonitorSettings
@@ -63,4 +64,4 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
 
 def run() -> None:
     """Console entry point."""
-    serve("monitoring.main:build_app", MonitorSettings())
+    serve("monitoring.main:build_app", load_or_exit(MonitorSettings))

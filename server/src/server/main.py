@@ -21,6 +21,7 @@ from svc_common.database import (
 )
 from svc_common.health import HealthCheck
 from svc_common.serving.lane import LANE
+from svc_common.settings import load_or_exit
 
 from server.cache import ItemCache
 from server.config import ServerSettings
@@ -89,4 +90,4 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
 
 def run() -> None:
     """Console entry point."""
-    serve("server.main:build_app", ServerSettings())
+    serve("server.main:build_app", load_or_exit(ServerSettings))
