@@ -22,8 +22,12 @@ def gateway(tmp_path: Path) -> Iterator[TestClient]:
         trusted_proxies="127.0.0.1",
         cors_origins=ORIGIN,
         max_body_bytes=2048,
+        metrics_token=METRICS_TOKEN,
     ) as client:
         yield client
+
+
+METRICS_TOKEN = "edge-metrics-token-0123456789"
 
 
 def from_ip(address: str, **headers: str) -> dict[str, str]:
@@ -65,9 +69,21 @@ def test_forged_tokens_spend_the_callers_address_quota_not_the_victims(
 
 
 def test_health_and_metrics_are_never_throttled(gateway: TestClient) -> None:
+    scraper = from_ip("198.51.100.5", Authorization=f"Bearer {METRICS_TOKEN}")
     for _ in range(6):
         assert gateway.get("/saude", headers=from_ip("198.51.100.5")).status_code == 200
-    assert "x-ratelimit-limit" not in gateway.get("/metrics").headers
+        metrics = gateway.get("/metrics", headers=scraper)
+        assert metrics.status_code == 200
+        assert "x-ratelimit-limit" not in metrics.headers
+
+
+def test_outside_dev_mode_the_public_port_has_no_metrics_without_the_token(
+    tmp_path: Path,
+) -> None:
+    with running_gateway(tmp_path) as gateway:
+        assert gateway.get("/metrics").status_code == 404
+    with running_gateway(tmp_path, dev_mode=True) as gateway:
+        assert gateway.get("/metrics").status_code == 200
 
 
 def test_a_client_behind_an_untrusted_peer_cannot_pick_its_address(tmp_path: Path) -> None:

@@ -1,7 +1,12 @@
-"""Series counted without locks, read as prometheus_client's Counter and Histogram would be."""
+"""Series counted without locks, read as prometheus_client's would be; who may read /metrics."""
 
+import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+from svc_common.app import create_app
 from svc_common.metrics import LoopCounter, LoopHistogram, observe
+from svc_common.settings import ServiceSettings
 
 
 def test_a_loop_counter_counts_per_label_set_and_forgets_a_removed_one() -> None:
@@ -39,3 +44,34 @@ def test_requests_are_exposed_as_a_counter_and_a_histogram_by_route_and_status()
     text = generate_latest().decode()
     assert "# TYPE http_requests_total counter" in text
     assert "# TYPE http_request_duration_seconds histogram" in text
+
+
+def _client(**settings: object) -> TestClient:
+    values = {"service_name": "t", "porta": 1, "_env_file": None} | settings
+    app = create_app(ServiceSettings(**values), title="t", description="t")  # type: ignore[arg-type]
+    return TestClient(app)
+
+
+def test_metrics_are_open_without_a_metrics_token() -> None:
+    assert _client().get("/metrics").status_code == 200
+
+
+def test_a_metrics_token_is_asked_for_and_checked() -> None:
+    client = _client(metrics_token="scrape-token-0123456789")
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789"},
+        {"Authorization": "Basic x"},
+    ):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["status"] == "error"
+    allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
+    assert allowed.status_code == 200
+    assert "http_requests_total" in allowed.text
+
+
+def test_a_short_metrics_token_is_refused() -> None:
+    with pytest.raises(ValidationError, match="METRICS_TOKEN"):
+        ServiceSettings(service_name="t", porta=1, metrics_token="short")  # type: ignore[call-arg]

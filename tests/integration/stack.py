@@ -95,6 +95,7 @@ class Stack:
     redis_url: str | None
     extra_env: dict[str, str] = field(default_factory=dict)
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    metrics_token: str = field(default_factory=lambda: secrets.token_hex(16))
     ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SERVICES})
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -109,6 +110,7 @@ class Stack:
             "PORTA": str(self.ports[service]),
             "HOST": "127.0.0.1",
             "SECRET_KEY": self.secret_key,
+            "METRICS_TOKEN": self.metrics_token,
             "DEV_MODE": "false",
             "DATABASE_URL": self.database_url,
             "SERVIDORES": f"{self.url('server')},{self.url('server2')}",
@@ -130,6 +132,11 @@ class Stack:
             env["REDIS_URL"] = self.redis_url
         env |= SERVICES[service][1] | self.extra_env
         return env
+
+    def scrape(self, service: str) -> httpx.Response:
+        """GET /metrics of a service, as the monitor does (with METRICS_TOKEN)."""
+        headers = {"Authorization": f"Bearer {self.metrics_token}"}
+        return httpx.get(f"{self.url(service)}/metrics", headers=headers)
 
     def log_path(self, service: str) -> Path:
         """Where the service's output goes (kept for debugging a failure)."""

@@ -84,7 +84,7 @@ def test_missing_or_foreign_auth_schemes_are_401(stack: Stack, header: str) -> N
         assert response.json()["status"] == "error"
 
 
-def test_skipping_the_gateway_still_needs_a_valid_token_but_health_and_docs_stay_open(
+def test_skipping_the_gateway_still_needs_a_token_health_and_docs_stay_open_metrics_need_theirs(
     stack: Stack, admin_token: str
 ) -> None:
     for service in ("load_balancer", "server", "server2"):
@@ -94,8 +94,10 @@ def test_skipping_the_gateway_still_needs_a_valid_token_but_health_and_docs_stay
         assert httpx.delete(f"{base}/itens/1").status_code == 401
         ok = httpx.get(f"{base}/itens", headers={"Authorization": f"Bearer {admin_token}"})
         assert ok.status_code == 200
-        for open_path in ("/saude", "/metrics", "/docs", "/openapi.json"):
+        for open_path in ("/saude", "/docs", "/openapi.json"):
             assert httpx.get(f"{base}{open_path}").status_code == 200, (service, open_path)
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        assert stack.scrape(service).status_code == 200
 
 
 def test_a_user_token_forged_into_admin_is_refused(stack: Stack, user_token: str) -> None:

@@ -19,7 +19,7 @@ def test_health_reports_state_probe_latency_and_uptime_for_every_service(stack: 
 
 
 def test_monitor_metrics_are_prometheus_text_with_up_and_probe_latency(stack: Stack) -> None:
-    text = httpx.get(f"{stack.url('monitoring')}/metrics").text
+    text = stack.scrape("monitoring").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     up = {s.labels["service"]: s.value for s in families["up"].samples}
     assert up == dict.fromkeys(SERVICES, 1.0)

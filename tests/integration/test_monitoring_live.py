@@ -179,6 +179,8 @@ def test_rates_split_and_hit_ratio_match_the_traffic_sent(
         return stats if even and (gateway["request_rate"] or 0) > 0 else None
 
     stats = wait_for(even_split, 15, "20 requests split evenly over server and server2")
+    # The monitor scrapes with METRICS_TOKEN; anyone else on the public port gets nothing.
+    assert httpx.get(f"{stack.url('api_gateway')}/metrics").status_code == 401
     assert stats["balancer"]["source"] in {"metrics", "status"}
     gateway_traffic = next(s for s in stats["services"] if s["name"] == "api_gateway")
     assert gateway_traffic["error_ratio"] == 0

@@ -15,8 +15,8 @@ PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run promtool (Debian package prometheus) in deploy/prometheus/."""
+def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
+    """Run promtool (Debian package prometheus), in deploy/prometheus/ by default."""
     tool = shutil.which("promtool")
     if tool is None:
         message = "promtool missing (Debian package prometheus, see scripts/debian-packages.txt)"
@@ -24,12 +24,15 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
             pytest.fail(message)
         pytest.skip(message)
     return subprocess.run(
-        [tool, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60, check=False
+        [tool, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
 
 
-def test_scrape_config_and_the_rule_file_it_loads_are_valid() -> None:
-    result = promtool("check", "config", "prometheus.yml")
+def test_scrape_config_and_the_rule_file_it_loads_are_valid(tmp_path: Path) -> None:
+    # As a user installs it: the directory, plus the METRICS_TOKEN file the scrapes send.
+    installed = shutil.copytree(PROMETHEUS_DIR, tmp_path / "prometheus")
+    (installed / "metrics-token").write_text("a-metrics-token-0123456789\n")
+    result = promtool("check", "config", "prometheus.yml", cwd=installed)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 12 rules found" in result.stdout + result.stderr
 

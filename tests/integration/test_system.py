@@ -18,7 +18,7 @@ def test_every_service_answers_saude_metrics_and_docs(stack: Stack, service: str
     assert saude.status_code == 200
     assert saude.json()["status"] == "success"
     assert saude.json()["data"]["status"] == "ok"
-    metrics = httpx.get(f"{base}/metrics")
+    metrics = stack.scrape(service)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE http_requests_total counter" in metrics.text
@@ -187,7 +187,7 @@ def test_servers_refuse_calls_that_skip_the_gateway_without_a_token(stack: Stack
 
 def test_metrics_count_requests_by_route_template(gateway: httpx.Client, stack: Stack) -> None:
     gateway.get("/itens/424242")
-    text = httpx.get(f"{stack.url('server')}/metrics").text
+    text = stack.scrape("server").text
     assert 'route="/itens/{item_id}"' in text
     assert 'route="/itens/424242"' not in text
 
@@ -219,7 +219,7 @@ def test_monitor_reports_all_six_services_up(stack: Stack) -> None:
     data = httpx.get(f"{stack.url('monitoring')}/health").json()["data"]
     assert {s["name"] for s in data["services"]} == set(SERVICES)
     assert all(s["status"] == "up" for s in data["services"]), data
-    metrics = httpx.get(f"{stack.url('monitoring')}/metrics").text
+    metrics = stack.scrape("monitoring").text
     assert 'up{service="server2"} 1.0' in metrics
 
 

@@ -109,6 +109,11 @@ class GatewaySettings(AuthSettings, DatabaseSettings):
         return self
 
     @property
+    def metrics_open(self) -> bool:
+        """The gateway's port is public: outside dev mode /metrics needs METRICS_TOKEN."""
+        return self.dev_mode
+
+    @property
     def demo_accounts(self) -> bool:
         """Whether the seed's published accounts exist (dev mode, or DEMO_USERS=true)."""
         return self.dev_mode or self.demo_users

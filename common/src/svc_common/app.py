@@ -127,6 +127,7 @@ def add_health_check(app: FastAPI, check: HealthCheck) -> None:
 def serve(factory_path: str, settings: ServiceSettings) -> None:
     """Run one service under uvicorn (uvloop, httptools) from its app factory."""
     tuning.whole_process()
+    tuning.open_file_limit(settings.max_connections)
     uvicorn.run(
         factory_path,
         factory=True,

@@ -1,10 +1,12 @@
 """Prometheus metrics every service exports, and the /metrics route."""
 
+import hmac
 from bisect import bisect_left
 from collections.abc import Iterator
 from itertools import accumulate
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException, Request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -136,17 +138,34 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
     pair[1].observe(seconds)
 
 
+def scraper_allowed(request: Request) -> None:
+    """METRICS_TOKEN, when set, as `Authorization: Bearer ...`; without one, /metrics is open
+    where the service allows it (not on the gateway's public port outside dev mode)."""
+    settings = request.app.state.settings
+    token = settings.metrics_token
+    if token is None:
+        if not settings.metrics_open:
+            raise HTTPException(404, "Not Found")
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            401, "Metrics need the METRICS_TOKEN", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
 metrics_router = APIRouter(tags=["observability"])
 
 
 @metrics_router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (Bearer METRICS_TOKEN when set)",
     response_class=Response,
     responses={
         200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}
     },
 )
-def metrics() -> Response:
+def metrics(_: Annotated[None, Depends(scraper_allowed)]) -> Response:
     """Prometheus text exposition of this process's metrics."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -22,6 +22,7 @@ WELL_KNOWN_KEYS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 32
+MIN_METRICS_TOKEN = 16
 DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
 
 CommaList = Annotated[list[str], NoDecode]
@@ -59,6 +60,20 @@ class ServiceSettings(BaseSettings):
     # Open connections one process keeps at most; more are closed at once, with a log line.
     max_connections: int = Field(default=10_000, ge=1)
     dev_mode: bool = False
+    # When set, /metrics asks for it as a bearer token (the monitor and Prometheus send it).
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_METRICS_TOKEN:
+            raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
+        return value
+
+    @property
+    def metrics_open(self) -> bool:
+        """Whether /metrics answers anyone when METRICS_TOKEN is unset."""
+        return True
 
 
 class AuthSettings(ServiceSettings):

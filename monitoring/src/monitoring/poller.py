@@ -43,6 +43,8 @@ class Poller:
         self.traffic: dict[str, dict[str, float | None]] = {}
         self.after_cycle: list[Callable[[], object]] = []
         self._client: httpx.AsyncClient | None = None
+        token = settings.metrics_token
+        self._scraper = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -108,7 +110,7 @@ class Poller:
         assert self._client is not None
         started = time.perf_counter()
         try:
-            response = await self._client.get(f"{target.url}/metrics")
+            response = await self._client.get(f"{target.url}/metrics", headers=self._scraper)
             response.raise_for_status()
             scrape = parse_metrics(response.text)
         except (httpx.HTTPError, ValueError) as exc:

@@ -1,9 +1,13 @@
-"""Process tuning of a served service: malloc's mmap threshold, the heap after start-up, and
-the garbage collector."""
+"""Process tuning of a served service: the open-file limit, malloc's mmap threshold, the heap
+after start-up, and the garbage collector."""
 
 import ctypes
 import gc
+import logging
+import resource
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 # Tracked allocations between young collections (CPython's default: 700).
@@ -11,12 +15,37 @@ YOUNG_GC_THRESHOLD = 10_000
 # Set by whole_process(): the app lives as long as the process, so what start-up built may be
 # frozen (an app made by a test goes away with the test, and must stay collectable).
 _whole_process = False
+# Descriptors a process holds besides its clients' connections: upstream and database pools,
+# Redis, log files, the event loop's own.
+SPARE_FILES = 1024
 
 
 def whole_process() -> None:
     """This process serves one app for its whole life (svc_common.app.serve)."""
     global _whole_process  # noqa: PLW0603 - one switch, set once per process
     _whole_process = True
+
+
+def open_file_limit(connections: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one (nginx's worker_rlimit_nofile), and say so
+    when even that leaves no room for `connections` (MAX_CONNECTIONS); the limit in force.
+
+    Shells and systemd start programs with a soft limit of 1,024, far below what the
+    connection cap allows; the hard limit (containerd: 1,048,576) is the operator's say.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + SPARE_FILES
+    target = max(soft, wanted) if hard == resource.RLIM_INFINITY else hard
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning(
+            "open-file limit %d leaves no room for MAX_CONNECTIONS=%d: raise the hard limit "
+            "(ulimit -n, compose ulimits) or lower MAX_CONNECTIONS",
+            target,
+            connections,
+        )
+    return target
 
 
 def started() -> None:
