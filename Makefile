@@ -69,6 +69,16 @@ deploy-check: sync system-deps ## Dockerfiles (hadolint), compose file, Kubernet
 test: lint typecheck system-deps ## Everything: lint, types, unit, deployment checks and integration tests
 	$(VENV_BIN)/pytest -q
 
+# The system in containers (Docker Compose): on first use it creates .env with fresh secrets
+# and prints the admin password once; an existing .env only gets its blank secrets filled in.
+# ENV_FILE=... uses another env file; compose reads COMPOSE_PROJECT_NAME and COMPOSE_FILE.
+.PHONY: compose-up compose-down
+compose-up: ## Build and start everything in containers, and wait until all are healthy
+	@$(PYTHON) scripts/compose_up.py --env-file "$(or $(ENV_FILE),$(CURDIR)/.env)"
+
+compose-down: ## Stop the containers of make compose-up (the database volume stays)
+	@$(PYTHON) scripts/compose_up.py --down --env-file "$(or $(ENV_FILE),$(CURDIR)/.env)"
+
 # Starts a dockerd of its own (root), with stand-ins for the base images; see tests/compose.
 # COMPOSE_TEST_ENGINE=system uses the machine's engine and real base images instead.
 compose-test: sync ## Build the images, run docker-compose.yml end to end in a real Docker engine

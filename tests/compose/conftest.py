@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.compose.engine import DockerEngine
-from tests.compose.project import REPO, ComposeProject
+from tests.compose.project import REPO, ComposeProject, login
 from tests.compose.standins import build_standins
 
 # Outside the clone, like uv's and pip's caches: the rootfs and image layers of one run make
@@ -46,7 +46,8 @@ def engine_env() -> Iterator[tuple[dict[str, str], bool]]:
 def project(
     engine_env: tuple[dict[str, str], bool], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ComposeProject]:
-    """`build`, `up -d`, every container healthy; `down -v` afterwards, whatever happened."""
+    """The env file made by compose-up's script (then a user's edits), `make compose-up`;
+    `down -v` afterwards, whatever happened."""
     env, isolated = engine_env
     project = ComposeProject(
         name="arquitetura-compose-test",
@@ -54,15 +55,21 @@ def project(
         engine_env=env,
         isolated_engine=isolated,
     )
+    project.create_env_file()
     # A run that was killed may have left its containers behind (restarted with the engine).
     project.compose("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
     try:
+        # All five images at once (compose-up's `up --build` builds one after the other); its
+        # build then finds every layer cached.
         project.compose("build", "--parallel", timeout=BUILD_TIMEOUT)
-        project.compose("up", "-d")
-        project.wait_healthy(project.services())
+        project.up()
+        # compose-up waits (v2: --wait; v1: the script): nothing is left to wait for.
+        states = {service: project.health(service) for service in project.services()}
+        assert set(states.values()) == {"healthy"}, f"compose-up returned early: {states}"
         yield project
     finally:
         OUTPUT.mkdir(parents=True, exist_ok=True)
+        (OUTPUT / "compose-up.log").write_text(project.setup_output + project.up_output)
         logs = project.compose("logs", "--no-color", check=False)
         (OUTPUT / "compose.log").write_text(logs.stdout + logs.stderr)
         project.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
@@ -70,10 +77,8 @@ def project(
 
 @pytest.fixture(scope="session")
 def gateway(project: ComposeProject) -> Iterator[httpx.Client]:
-    """A client of the published gateway, logged in as admin."""
+    """A client of the published gateway, logged in as the first admin of the env file."""
     with httpx.Client(base_url=project.url("api_gateway"), timeout=30) as client:
-        response = client.post("/login", json={"username": "admin", "password": "admin123"})
-        response.raise_for_status()
-        token = response.json()["data"]["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
+        values = project.values
+        login(client, values["FIRST_ADMIN_USERNAME"], values["FIRST_ADMIN_PASSWORD"])
         yield client

@@ -1,7 +1,9 @@
 """The committed Dockerfiles and docker-compose.yml, built and run in a real Docker engine."""
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import time
 
@@ -9,12 +11,13 @@ import httpx
 import pytest
 
 from tests.compose.engine import docker_cli
-from tests.compose.project import CORS_ORIGIN, PUBLISHED, ComposeProject
+from tests.compose.project import CORS_ORIGIN, PUBLISHED, ComposeProject, login, set_env
 from tests.integration.test_readme import SEED_PORTS, readme_flow
 
 APP_SERVICES = list(PUBLISHED)
 PUBLIC = {"api_gateway"}
 FAILOVER_DEADLINE = 45.0
+SCRAPE_DEADLINE = 30.0
 
 
 def served_by(gateway: httpx.Client) -> str:
@@ -52,6 +55,77 @@ def test_every_container_turns_healthy(project: ComposeProject) -> None:
     )
 
 
+def test_compose_up_printed_the_admin_password_once(project: ComposeProject) -> None:
+    values = project.values
+    password = values["FIRST_ADMIN_PASSWORD"]
+    assert project.setup_output.count(password) == 1, project.setup_output
+    assert f"username: {values['FIRST_ADMIN_USERNAME']}" in project.setup_output
+    assert str(project.env_file) in project.setup_output  # where to find it again
+    # The next run finds the env file complete: it neither prints nor changes a secret.
+    assert password not in project.up_output, project.up_output
+
+
+def test_the_published_demo_accounts_do_not_exist(project: ComposeProject) -> None:
+    with httpx.Client(base_url=project.url("api_gateway"), timeout=30) as client:
+        for username, password in (("admin", "admin123"), ("user", "user123")):
+            response = client.post("/login", json={"username": username, "password": password})
+            assert response.status_code == 401, (username, response.text)
+
+
+def test_the_first_admin_comes_from_the_env_file(
+    project: ComposeProject, gateway: httpx.Client
+) -> None:
+    me = gateway.get("/me")
+    assert me.status_code == 200, me.text
+    assert me.json()["data"] == {
+        "username": project.values["FIRST_ADMIN_USERNAME"],
+        "role": "admin",
+    }
+
+
+def test_metrics_answer_only_with_the_token(project: ComposeProject) -> None:
+    token = project.values["METRICS_TOKEN"]
+    for service in APP_SERVICES:
+        url = f"{project.url(service)}/metrics"
+        assert httpx.get(url, timeout=30).status_code in {401, 403, 404}, service
+        wrong = httpx.get(url, headers={"Authorization": "Bearer not-the-token"}, timeout=30)
+        assert wrong.status_code in {401, 403, 404}, service
+        right = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert right.status_code == 200, (service, right.text[:200])
+        assert "# TYPE" in right.text, service
+
+
+def test_the_monitor_scrapes_every_service_with_the_token(project: ComposeProject) -> None:
+    errors: dict[str, object] = {}
+    deadline = time.monotonic() + SCRAPE_DEADLINE
+    while time.monotonic() < deadline:
+        stats = httpx.get(f"{project.url('monitoring')}/stats", timeout=30)
+        assert stats.status_code == 200, stats.text
+        errors = {s["name"]: s["scrape_error"] for s in stats.json()["data"]["services"]}
+        if set(errors) == set(APP_SERVICES) and not any(errors.values()):
+            return
+        time.sleep(1)
+    pytest.fail(f"scrape errors after {SCRAPE_DEADLINE:.0f}s: {errors}")
+
+
+def test_app_services_may_keep_max_connections_open(project: ComposeProject) -> None:
+    # 65536 (docker-compose.yml), unless our own engine cannot give that much (project.nofile).
+    nofile = project.nofile
+    for service in APP_SERVICES:
+        ulimits = project.inspect(service)["HostConfig"]["Ulimits"]  # type: ignore[index]
+        assert {"Name": "nofile", "Soft": nofile, "Hard": nofile} in ulimits, service
+        limits = subprocess.run(
+            [docker_cli(), "exec", project.container(service), "cat", "/proc/1/limits"],
+            env=project.engine_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert line.split()[3:5] == [str(nofile), str(nofile)], (service, line)
+
+
 def test_services_run_as_a_non_root_user(project: ComposeProject) -> None:
     for service in APP_SERVICES:
         uid = subprocess.run(
@@ -78,6 +152,26 @@ def test_only_the_gateway_is_published_beyond_loopback(
             assert hosts == {"127.0.0.1"}, service
         else:
             assert not bindings, f"{service} must not be published"
+    # And as another machine sees it: through this machine's own non-loopback address.
+    address = outward_address()
+    if address is None:
+        return
+    for service, port in project.ports.items():
+        with socket.socket() as probe:
+            probe.settimeout(5)
+            reached = probe.connect_ex((address, port)) == 0
+        assert reached == (service in PUBLIC), f"{service} on {address}:{port}"
+
+
+def outward_address() -> str | None:
+    """This machine's address on its default route (no packet is sent); None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address: str = udp.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 def test_postgres_and_redis_sit_only_on_the_internal_network(project: ComposeProject) -> None:
@@ -99,6 +193,15 @@ def test_readme_flow_runs_against_the_published_gateway(project: ComposeProject)
     script = readme_flow()
     for port, service in SEED_PORTS.items():
         script = script.replace(f"localhost:{port}", f"127.0.0.1:{project.ports[service]}")
+    # Containers have no demo accounts: the first admin of the env file logs in instead.
+    seed_login = '"username": "admin", "password": "admin123"'
+    assert seed_login in script
+    values = project.values
+    script = script.replace(
+        seed_login,
+        f'"username": "{values["FIRST_ADMIN_USERNAME"]}",'
+        f' "password": "{values["FIRST_ADMIN_PASSWORD"]}"',
+    )
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         capture_output=True,
@@ -165,3 +268,31 @@ def test_a_setting_put_in_env_reaches_the_container(gateway: httpx.Client) -> No
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == CORS_ORIGIN
+
+
+def test_a_rate_limit_put_in_env_applies_per_user(project: ComposeProject) -> None:
+    """RATE_LIMIT=3/minute appended to .env and `make compose-up` run again (compose recreates
+    the gateway, whose environment changed): a user's fourth call in a minute gets 429.
+
+    The line goes again afterwards (and compose-up once more): the other tests call /itens
+    dozens of times a minute as one user, and /login and /register count per client address.
+    """
+    set_env(project.env_file, "RATE_LIMIT", "3/minute")
+    try:
+        project.up()
+        # Limits count per user, and /register and /login per address: a user of its own.
+        username, password = f"limited-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+        with httpx.Client(base_url=project.url("api_gateway"), timeout=30) as client:
+            credentials = {"username": username, "password": password}
+            assert client.post("/register", json=credentials).status_code == 201
+            login(client, username, password)
+            # Windows follow the clock: four calls must not straddle a minute.
+            if time.time() % 60 > 55:
+                time.sleep(61 - time.time() % 60)
+            answers = [client.get("/itens") for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429], answers[-1].text
+        assert int(answers[-1].headers["Retry-After"]) <= 60
+        assert answers[0].headers["X-RateLimit-Limit"] == "3"
+    finally:
+        set_env(project.env_file, "RATE_LIMIT", None)
+        project.up()
