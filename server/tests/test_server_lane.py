@@ -13,6 +13,7 @@ from server.config import ServerSettings
 from server.crud import create_item
 from server.lane import ROUTE, ItemReadLane
 from server.main import MIGRATIONS
+from server.pages import ListQuery
 from server.schemas import ItemIn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from svc_common.auth import TokenVerifier
@@ -67,14 +68,18 @@ def lane_over(sessions: Sessions, served_by: str = "server2") -> ItemReadLane:
 
 
 def lane_request(
-    path: str, *, token: str | None = None, headers: list[tuple[bytes, bytes]] | None = None
+    path: str,
+    *,
+    token: str | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    query: bytes = b"",
 ) -> LaneRequest:
     """A GET as the HTTP parser hands it to the lane, with a bearer token when given."""
     raw_headers = [(b"host", b"server.test"), *(headers or [])]
     if token is not None:
         raw_headers.append((b"authorization", f"Bearer {token}".encode()))
     return LaneRequest(
-        path=path, raw_path=path.encode(), query=b"", headers=raw_headers, client=("10.0.0.2", 1)
+        path=path, raw_path=path.encode(), query=query, headers=raw_headers, client=("10.0.0.2", 1)
     )
 
 
@@ -128,10 +133,38 @@ async def test_an_id_fastapi_would_refuse_is_declined(
     assert request.route == "unmatched"
 
 
-async def test_the_item_list_is_declined(sessions: Sessions, make_token: TokenFactory) -> None:
-    """GET /itens (paging, filters) takes the FastAPI route."""
+@pytest.mark.parametrize(
+    "query", [b"", b"limit=20", b"q=cane&min_preco=1&max_preco=9.5&sort=-preco&offset=3"]
+)
+async def test_a_listing_query_fastapi_would_take_is_accepted_and_parsed_once(
+    sessions: Sessions, make_token: TokenFactory, query: bytes
+) -> None:
+    """The query is parsed by ListQuery, as the route's parameters are, into note."""
     lane = lane_over(sessions)
-    assert not lane.accepts(lane_request("/itens", token=make_token()))
+    request = lane_request("/itens", token=make_token(), query=query)
+    assert lane.accepts(request)
+    assert isinstance(request.note, ListQuery)
+    assert request.route == "/itens"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        *(b"limit=0", b"limit=x", b"sort=senha", b"q=", b"min_preco=5&max_preco=1"),
+        *(b"cursor=abc", b"offset=-1", b"q=%00", b"cursor=WyJpZCIsMSwxXQ&offset=2"),
+    ],
+)
+async def test_a_listing_query_fastapi_would_refuse_is_declined(
+    sessions: Sessions, make_token: TokenFactory, query: bytes
+) -> None:
+    """The route answers those with its 422."""
+    lane = lane_over(sessions)
+    assert not lane.accepts(lane_request("/itens", token=make_token(), query=query))
+
+
+async def test_a_listing_without_a_token_is_declined(sessions: Sessions) -> None:
+    """The route answers the 401."""
+    assert not lane_over(sessions).accepts(lane_request("/itens"))
 
 
 @pytest.mark.parametrize("path", ["/saude", "/metrics", "/itensx/5", "/outros/5"])

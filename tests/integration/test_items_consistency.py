@@ -136,3 +136,69 @@ async def test_concurrent_conditional_increments_lose_nothing(
     final = (await client.get(f"{servers[1]}/itens/{item_id}")).json()["data"]
     assert final["descricao"] == str(workers * increments)
     assert final["version"] == 1 + workers * increments
+
+
+async def test_a_listing_shows_every_acknowledged_write_on_either_server(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    servers = _servers(stack)
+    tag = f"lista-{random.randrange(10**9)}"
+    listing = {"q": tag, "sort": "id"}
+
+    async def names(base: str) -> list[str]:
+        response = await client.get(f"{base}/itens", params=listing)
+        assert response.status_code == 200, response.text
+        return [item["nome"] for item in response.json()["data"]]
+
+    created = []
+    for i in range(6):
+        for base in servers:  # both have the current page cached now
+            assert await names(base) == [f"{tag} {n}" for n in created]
+        item = await _create(client, servers[i % 2], nome=f"{tag} {i}")
+        created.append(i)
+        for base in reversed(servers):
+            assert await names(base) == [f"{tag} {n}" for n in created], base
+    put = await client.put(
+        f"{servers[1]}/itens/{item['id']}", json={"nome": f"{tag} x", "preco": 1}
+    )
+    assert put.status_code == 200
+    assert (await names(servers[0]))[-1] == f"{tag} x"
+    assert (await client.delete(f"{servers[0]}/itens/{item['id']}")).status_code == 200
+    assert f"{tag} x" not in await names(servers[1])
+
+
+async def test_walking_the_link_header_visits_each_item_once_while_items_are_added(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    servers = _servers(stack)
+    tag = f"walk-{random.randrange(10**9)}"
+    first = [(await _create(client, servers[n % 2], nome=f"{tag} {n}"))["id"] for n in range(30)]
+    inserting = True
+    added: list[int] = []
+
+    async def insert() -> None:
+        n = 30
+        while inserting:
+            added.append((await _create(client, servers[n % 2], nome=f"{tag} {n}"))["id"])
+            n += 1
+
+    async def walk() -> list[int]:
+        nonlocal inserting
+        seen: list[int] = []
+        url = f"{servers[0]}/itens?q={tag}&limit=4"
+        for hop in itertools.count():
+            response = await client.get(url)
+            assert response.status_code == 200, response.text
+            seen += [item["id"] for item in response.json()["data"]]
+            link = response.headers.get("link")
+            if link is None or hop > 200:
+                break
+            url = servers[hop % 2] + link.split(">", 1)[0].lstrip("<")
+        inserting = False
+        return seen
+
+    _, seen = await asyncio.gather(insert(), walk())
+    assert len(seen) == len(set(seen)), "an item showed up twice"
+    assert seen == sorted(seen)
+    assert set(first) <= set(seen), "an item there from the start was skipped"
+    assert added, "nothing was inserted while walking"

@@ -13,6 +13,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.responses import Response
 
+from svc_common.envelope import ErrorEnvelope
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -163,7 +165,9 @@ metrics_router = APIRouter(tags=["observability"])
     summary="Prometheus metrics (Bearer METRICS_TOKEN when set)",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        401: {"model": ErrorEnvelope, "description": "METRICS_TOKEN is set: send it"},
+        404: {"model": ErrorEnvelope, "description": "Not on this port (the gateway, in prod)"},
     },
 )
 def metrics(_: Annotated[None, Depends(scraper_allowed)]) -> Response:

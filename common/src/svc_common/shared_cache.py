@@ -15,7 +15,9 @@ STATS_KEY = "cache:stats"
 DEFAULT_NAMESPACE = "default"
 # The item servers' read-through cache; only they write it (the cache API may read and clear it).
 ITEM_NAMESPACE = "itens"
-RESERVED_NAMESPACES = frozenset({ITEM_NAMESPACE})
+# Their pages of GET /itens, under a generation every item write moves on.
+PAGE_NAMESPACE = "itens-pages"
+RESERVED_NAMESPACES = frozenset({ITEM_NAMESPACE, PAGE_NAMESPACE})
 
 
 def namespace_of(key: str) -> str:

@@ -1,10 +1,15 @@
-"""Read-through cache of items in Redis: one round trip per hit, and no stale read after a write.
+"""Read-through cache of items and of their list pages in Redis: one round trip per hit, and
+no stale read after a write.
 
 The race every read-through cache has: a reader loads version 1 from the database, a writer
 commits version 2 and invalidates, then the reader stores version 1 after the invalidation.
 Here a writer leaves a fence (the newest committed version) beside the deleted entry, and a
 fill is stored only if its version is not older than the fence, checked inside Redis. A fill
 that took longer than the lock lifetime is dropped, so it can never outlive a fence.
+
+Any write can change any page, so pages are kept under a generation that the same
+invalidation moves on: a page loaded before a write is stored under the old generation,
+which no reader asks for once the write is acknowledged.
 """
 
 import asyncio
@@ -17,9 +22,17 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 from svc_common.autopipeline import AutoPipeline
-from svc_common.shared_cache import ITEM_NAMESPACE, STATS_KEY, data_key, hits_field, misses_field
+from svc_common.shared_cache import (
+    ITEM_NAMESPACE,
+    PAGE_NAMESPACE,
+    STATS_KEY,
+    data_key,
+    hits_field,
+    misses_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,15 @@ LOOKUPS = Counter(
 )
 # Children looked up once: .labels() on every read costs a lock and a dict lookup each time.
 _HIT, _MISS, _BYPASS = (LOOKUPS.labels(result) for result in ("hit", "miss", "bypass"))
+PAGE_LOOKUPS = Counter(
+    "item_page_cache_lookups_total",
+    "Listings by how they were answered: hit, miss (loaded, then cached) or bypass (no Redis).",
+    ["result"],
+)
+_PAGE_HIT, _PAGE_MISS, _PAGE_BYPASS = (
+    PAGE_LOOKUPS.labels(result) for result in ("hit", "miss", "bypass")
+)
+GENERATION_KEY = f"cache:gen:{PAGE_NAMESPACE}"
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 # A hit returns the value. A miss returns 1 when this caller takes the fill lock (and is
@@ -64,17 +86,30 @@ if redis.call('GET', KEYS[3]) == ARGV[4] then
 end
 return stored
 """
-# After a commit: raise the fence to the committed version and drop the cached value.
+# After a commit: raise the fence to the committed version, drop the cached value, and move
+# the pages on to a new generation.
 _INVALIDATE = """
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tonumber(ARGV[1]) > fence then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
 redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[3])
 return 1
+"""
+# The current generation, and the page stored under it (ARGV[1] .. generation) if any.
+_PAGE = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+local page = redis.call('GET', ARGV[1] .. generation)
+redis.call('HINCRBY', KEYS[2], page and ARGV[2] or ARGV[3], 1)
+if page then
+  return {generation, page}
+end
+return {generation}
 """
 
 Loader = Callable[[], Awaitable[tuple[int, bytes] | None]]
+PageLoader = Callable[[], Awaitable[bytes]]
 
 
 class ItemCache:
@@ -87,6 +122,7 @@ class ItemCache:
         ttl: float,
         jitter: float = 0.1,
         namespace: str = ITEM_NAMESPACE,
+        page_ttl: float = 30.0,
         lock_ms: int = 3000,
         fence_ms: int = 60_000,
         max_wait: float = 1.0,
@@ -95,6 +131,8 @@ class ItemCache:
         self.redis = redis
         self.namespace = namespace
         self.ttl_ms = ttl * 1000
+        # Short: pages of past generations are garbage until they expire.
+        self.page_ttl_ms = int(page_ttl * 1000)
         self.jitter = jitter
         self.lock_ms = lock_ms
         self.fence_ms = fence_ms
@@ -112,6 +150,7 @@ class ItemCache:
             self._lookup = redis.register_script(_LOOKUP)
             self._fill = redis.register_script(_FILL)
             self._invalidate = redis.register_script(_INVALIDATE)
+            self._page = redis.register_script(_PAGE)
 
     def _keys(self, item_id: int) -> tuple[str, str, str]:
         key = f"{self.namespace}:{item_id}"
@@ -152,13 +191,48 @@ class ItemCache:
             delay = min(delay * 2, 0.05)
 
     async def _lookup_once(self, keys: list[str], args: list[str | int]) -> object:
-        (found,) = await self._pipeline.run(("EVALSHA", self._lookup.sha, len(keys), *keys, *args))
+        return await self._run(self._lookup, keys, args)
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> object:
+        """A script, in the round trip shared with the other requests of the moment."""
+        (found,) = await self._pipeline.run(("EVALSHA", script.sha, len(keys), *keys, *args))
         if isinstance(found, NoScriptError):
             # Redis lost its scripts (a restart): this call loads it again.
-            return await self._lookup(keys=keys, args=args)
+            return await script(keys=keys, args=args)
         if isinstance(found, Exception):
             raise found
         return found
+
+    async def read_page(self, key: str, load: PageLoader) -> bytes:
+        """A listing's stored page from Redis, or from `load` (and then stored)."""
+        if not await self._usable():
+            _PAGE_BYPASS.inc()
+            return await load()
+        prefix = data_key(f"{PAGE_NAMESPACE}:{key}:")
+        args: list[str | int] = [prefix, hits_field(PAGE_NAMESPACE), misses_field(PAGE_NAMESPACE)]
+        try:
+            found = await self._run(self._page, [GENERATION_KEY, STATS_KEY], args)
+        except REDIS_ERRORS as exc:
+            self._trip(exc)
+            _PAGE_BYPASS.inc()
+            return await load()
+        self._mark_up()
+        assert isinstance(found, list)
+        if len(found) == 2:
+            _PAGE_HIT.inc()
+            return bytes(found[1])
+        _PAGE_MISS.inc()
+        page = await load()
+        generation = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
+        try:
+            (stored,) = await self._pipeline.run(
+                ("SET", prefix + generation, page, "PX", self.page_ttl_ms)
+            )
+            if isinstance(stored, Exception):
+                raise stored
+        except REDIS_ERRORS as exc:
+            self._trip(exc)
+        return page
 
     async def _bypass(self, load: Loader) -> bytes | None:
         _BYPASS.inc()
@@ -204,7 +278,8 @@ class ItemCache:
         try:
             for item_id, version in list(self._pending.items()):
                 data, fence, _ = self._keys(item_id)
-                await self._invalidate(keys=[data, fence], args=[version, self.fence_ms])
+                keys = [data, fence, GENERATION_KEY]
+                await self._invalidate(keys=keys, args=[version, self.fence_ms])
                 if self._pending.get(item_id) == version:
                     del self._pending[item_id]
         except REDIS_ERRORS as exc:

@@ -1,88 +1,66 @@
 """Database operations on items; routes never write SQL themselves."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Item, utcnow
+from server.pages import ItemRow, ListQuery
 from server.schemas import ItemIn
 
-SortKey = Literal[
-    "id",
-    "-id",
-    "nome",
-    "-nome",
-    "preco",
-    "-preco",
-    "created_at",
-    "-created_at",
-    "updated_at",
-    "-updated_at",
-]
-# Any select statement: _ordered keeps the type of what it is given.
-_AnySelect = TypeVar("_AnySelect", bound="Select[*tuple[Any, ...]]")
-
-_SORT_COLUMNS = {
-    "id": Item.id,
-    "nome": Item.nome,
-    "preco": Item.preco,
-    "created_at": Item.created_at,
-    "updated_at": Item.updated_at,
-}
+# The columns a listing returns: rows, not ORM objects (no identity map, no object per row).
+_COLUMNS = (
+    Item.id,
+    Item.nome,
+    Item.descricao,
+    Item.preco,
+    Item.owner,
+    Item.created_at,
+    Item.updated_at,
+    Item.version,
+)
 
 
-@dataclass(frozen=True)
-class ItemFilter:
-    """Which items a listing shows: name contains `q`, price within bounds."""
-
-    q: str | None = None
-    min_preco: Decimal | None = None
-    max_preco: Decimal | None = None
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        """The WHERE clauses of this filter."""
-        where: list[ColumnElement[bool]] = []
-        if self.q:
-            # autoescape: a % or _ in the query is a literal character, not a wildcard.
-            where.append(Item.nome.icontains(self.q, autoescape=True))
-        if self.min_preco is not None:
-            where.append(Item.preco >= self.min_preco)
-        if self.max_preco is not None:
-            where.append(Item.preco <= self.max_preco)
-        return where
+def _conditions(query: ListQuery) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a listing's filters (the cursor aside)."""
+    where: list[ColumnElement[bool]] = []
+    if query.q:
+        # autoescape: a % or _ in the query is a literal character, not a wildcard.
+        where.append(Item.nome.icontains(query.q, autoescape=True))
+    if query.min_preco is not None:
+        where.append(Item.preco >= query.min_preco)
+    if query.max_preco is not None:
+        where.append(Item.preco <= query.max_preco)
+    return where
 
 
-def _ordered(query: _AnySelect, sort: SortKey) -> _AnySelect:
-    column = _SORT_COLUMNS[sort.lstrip("-")]
-    order = column.desc() if sort.startswith("-") else column.asc()
+async def list_items(session: AsyncSession, *, query: ListQuery) -> tuple[Sequence[ItemRow], int]:
+    """One page of matching items in the query's order, and how many match in all.
+
+    With a cursor the page starts after the (sort value, id) it names: an index range, so a
+    deep page costs what the first one does, where OFFSET reads and drops every row before it.
+    """
+    conditions = _conditions(query)
+    column = getattr(Item, query.sort.lstrip("-"))
+    descending = query.sort.startswith("-")
     # The id breaks ties, so pages never overlap or skip rows with equal sort values.
-    return query.order_by(order, Item.id.desc() if sort.startswith("-") else Item.id.asc())
-
-
-async def list_items(
-    session: AsyncSession,
-    *,
-    limit: int,
-    offset: int,
-    where: ItemFilter | None = None,
-    sort: SortKey = "id",
-) -> tuple[Sequence[Item], int]:
-    """One page of matching items in the given order, and how many match in all."""
-    conditions = (where or ItemFilter()).conditions()
-    # The total rides along with the page (a window count, before LIMIT and OFFSET apply):
-    # one statement instead of two. Only a page past the end needs a count of its own.
-    total_column = func.count().over().label("total")
-    query = _ordered(select(Item, total_column).where(*conditions), sort)
-    rows = (await session.execute(query.limit(limit).offset(offset))).all()
-    if rows:
-        return [row[0] for row in rows], int(rows[0][1])
+    order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
+    page = select(*_COLUMNS).where(*conditions).order_by(*order).limit(query.limit)
+    after = query.after
+    if after is not None:
+        edge = tuple_(column, Item.id)
+        page = page.where(edge < tuple_(*after) if descending else edge > tuple_(*after))
+    else:
+        page = page.offset(query.offset)
+    # A row has the item's attributes: what the encoder reads from an ORM item too.
+    rows = cast(Sequence[ItemRow], (await session.execute(page)).all())
+    if after is None and len(rows) < query.limit and (rows or query.offset == 0):
+        return rows, query.offset + len(rows)  # the last page: it says the total itself
     total = await session.scalar(select(func.count()).select_from(Item).where(*conditions))
-    return [], total or 0
+    return rows, total or 0
 
 
 async def get_item(session: AsyncSession, *, item_id: int) -> Item | None:

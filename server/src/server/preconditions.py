@@ -22,7 +22,8 @@ def not_modified(header: str | None, current: str) -> bool:
         return False
     if header.strip() == "*":
         return True
-    return any(opaque == current.strip('"') for _, opaque in _tags(header))
+    (_, tag), *_ = _tags(current)
+    return any(opaque == tag for _, opaque in _tags(header))
 
 
 def match_holds(header: str, current: str) -> bool:

@@ -1,6 +1,8 @@
-"""Reading one item: the cache, the database behind it, the ETag and 304, on both paths.
+"""Reads: one item and a listing, each from the cache with the database behind it, with
+ETag and 304, on both paths.
 
-The FastAPI route and the lane (server.lane) answer GET /itens/{id} with read_item().
+The FastAPI routes and the lane (server.lane) answer GET /itens/{id} with read_item() and
+GET /itens with read_page().
 """
 
 import orjson
@@ -10,10 +12,8 @@ from svc_common.envelope import EnvelopeResponse, error_response
 
 from server import crud
 from server.cache import ItemCache
+from server.pages import ListQuery, Page, item_json
 from server.preconditions import etag, not_modified
-from server.schemas import ItemOut
-
-MAX_ID = 2**31 - 1
 
 
 async def load_item(
@@ -24,7 +24,7 @@ async def load_item(
         item = await crud.get_item(session, item_id=item_id)
         if item is None:
             return None
-        return item.version, ItemOut.model_validate(item).model_dump_json().encode()
+        return item.version, item_json(item)
 
 
 def item_response(item_id: int, cached: bytes | None, if_none_match: str | None) -> Response:
@@ -49,3 +49,24 @@ async def read_item(
     """The item from the cache (a miss loads it from the database), 304 or 404."""
     cached = await cache.read(item_id, lambda: load_item(sessions, item_id))
     return item_response(item_id, cached, if_none_match)
+
+
+async def load_page(sessions: async_sessionmaker[AsyncSession], query: ListQuery) -> bytes:
+    """A listing from the database, encoded as the page cache stores it."""
+    async with sessions() as session:
+        rows, total = await crud.list_items(session, query=query)
+    return Page.of(list(rows), total=total, query=query).encode()
+
+
+async def read_page(
+    *,
+    cache: ItemCache,
+    sessions: async_sessionmaker[AsyncSession],
+    query: ListQuery,
+    if_none_match: str | None,
+) -> Response:
+    """The page from the cache (a miss loads it from the database), or 304."""
+    page = Page.decode(await cache.read_page(query.key(), lambda: load_page(sessions, query)))
+    if not_modified(if_none_match, page.etag):
+        return Response(status_code=304, headers={"ETag": page.etag})
+    return Response(page.body, media_type="application/json", headers=page.headers())

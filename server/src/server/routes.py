@@ -6,20 +6,16 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 from sqlalchemy.ext.asyncio import AsyncSession
 from svc_common.auth import CurrentUser, Principal
 from svc_common.database import SessionDep
-from svc_common.envelope import (
-    ERROR_RESPONSES,
-    Envelope,
-    ErrorEnvelope,
-    ListEnvelope,
-    ListMeta,
-)
+from svc_common.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ListEnvelope
 
 from server import crud
 from server.cache import ItemCache
-from server.deps import ItemCacheDep, ItemFilterDep
+from server.deps import ItemCacheDep
 from server.models import Item
+from server.pages import ListQuery
 from server.preconditions import etag, expected_version, precondition_failed
 from server.reads import read_item as read_one
+from server.reads import read_page
 from server.schemas import ItemIn, ItemOut
 
 router = APIRouter(prefix="/itens", tags=["itens"], responses=ERROR_RESPONSES)
@@ -63,27 +59,28 @@ def _lost_race(item_id: int, *, conditional: bool) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
 
 
-@router.get("", summary="List items")
+@router.get(
+    "",
+    summary="List items",
+    response_model=ListEnvelope[ItemOut],
+    responses={304: {"description": "Not modified: If-None-Match names the current ETag"}},
+)
 async def list_itens(
     *,
-    session: SessionDep,
+    request: Request,
+    query: Annotated[ListQuery, Query()],
     _: CurrentUser,
-    response: Response,
-    where: ItemFilterDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    # No table holds more rows than there are ids; a bigger offset overflows PostgreSQL's bigint.
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    sort: Annotated[crud.SortKey, Query(description="A field; leading - sorts descending")] = "id",
-) -> ListEnvelope[ItemOut]:
-    """A page of items; the total of matching items is in `meta` and `X-Total-Count`."""
-    items, total = await crud.list_items(
-        session, limit=limit, offset=offset, where=where, sort=sort
-    )
-    response.headers["X-Total-Count"] = str(total)
-    return ListEnvelope[ItemOut](
-        data=[ItemOut.model_validate(i) for i in items],
-        meta=ListMeta(total=total, limit=limit, offset=offset),
-        message=f"{len(items)} item(s)",
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """A page of items; the total of matching items is in `meta` and `X-Total-Count`. A full
+    page links to the next one (`Link: <...>; rel="next"`, keyset: as fast deep as on top)."""
+    # Plain listings are answered on the lane (ItemReadLane), with the same read_page().
+    cache: ItemCache = request.app.state.item_cache
+    return await read_page(
+        cache=cache,
+        sessions=request.app.state.sessions,
+        query=query,
+        if_none_match=if_none_match,
     )
 
 
@@ -97,6 +94,7 @@ async def create_item(
     *,
     data: ItemIn,
     session: SessionDep,
+    cache: ItemCacheDep,
     user: CurrentUser,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -111,6 +109,9 @@ async def create_item(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "This Idempotency-Key was already used for a different item",
         ) from None
+    if created:
+        # No entry to drop, but every listing may now include it.
+        await cache.invalidate(item.id, item.version)
     response.headers["Location"] = f"/itens/{item.id}"
     response.headers["ETag"] = etag(item.id, item.version)
     if not created:
