@@ -175,7 +175,10 @@ async def redis_url() -> str:
 # accepts()
 
 
-@pytest.mark.parametrize(("path", "route"), [("/itens", "/itens"), ("/itens/5", "/itens/{id}")])
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [("/itens", "/itens"), ("/itens/5", "/itens/{id}"), ("/identidade", "/identidade")],
+)
 async def test_a_forwarded_path_with_a_valid_token_is_accepted_with_its_route_label(
     tmp_path: Path, make_token: TokenFactory, path: str, route: str
 ) -> None:
@@ -230,7 +233,7 @@ async def test_a_token_under_another_scheme_is_declined(tmp_path: Path) -> None:
     lane.pool.close()
 
 
-@pytest.mark.parametrize("path", ["/me", "/login", "/saude", "/itensx", "/"])
+@pytest.mark.parametrize("path", ["/me", "/login", "/saude", "/itensx", "/identidadex", "/"])
 async def test_a_path_that_is_not_forwarded_is_declined(
     tmp_path: Path, make_token: TokenFactory, path: str
 ) -> None:

@@ -33,6 +33,10 @@ def upstream_schema() -> dict[str, Any]:
     def read(item_id: int) -> ItemIn:
         return ItemIn(nome=str(item_id), preco=1)
 
+    @app.get("/identidade")
+    def identidade() -> dict[str, str]:
+        return {"service": "server"}
+
     @app.get("/saude")
     def saude() -> dict[str, str]:
         return {}
@@ -59,7 +63,8 @@ def _resolves(schema: dict[str, Any], node: Any) -> None:
 
 def test_only_the_forwarded_paths_are_merged_with_their_real_schemas() -> None:
     merged = merge(own_schema(), upstream_schema())
-    assert {"/itens", "/itens/{item_id}", "/login", "/register"} <= set(merged["paths"])
+    expected = {"/itens", "/itens/{item_id}", "/identidade", "/login", "/register"}
+    assert expected <= set(merged["paths"])
     assert "/saude" in merged["paths"]  # the gateway's own, not upstream's
     body = merged["paths"]["/itens"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/ItemIn"}

@@ -1,13 +1,16 @@
 """The seed's sync-style DATABASE_URL gets an async driver; a lost database is a 503."""
 
+import logging
+
 import asyncpg
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
-from sqlalchemy import exc
+from sqlalchemy import exc, text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import QueuePool
-from svc_common.database import create_engine, install_database_error_handler
+from svc_common.database import SessionDep, create_engine, install_database_error_handler
 from svc_common.database_url import async_url
 from svc_common.envelope import install_error_handlers
 from svc_common.settings import DatabaseSettings
@@ -87,3 +90,71 @@ def test_a_driver_error_that_is_not_about_reaching_the_database_stays_a_500() ->
     error = _asyncpg_failure(asyncpg.exceptions.DivisionByZeroError("division by zero"))
     status, body, _ = _answer(error)
     assert (status, body["message"]) == (500, "Internal server error")
+
+
+# A PostgreSQL restart cuts the connection between the route's last statement and the
+# session's close: the ROLLBACK that close() sends then fails (asyncpg ConnectionDoesNotExist).
+_CUT = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle")
+
+
+class _ClosingFails(AsyncSession):
+    """A real session whose close() fails the way a connection PostgreSQL just cut does."""
+
+    async def close(self) -> None:
+        await super().close()
+        raise _asyncpg_failure(_CUT)
+
+
+def _app_whose_sessions_fail_to_close(route_error: Exception | None) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    install_database_error_handler(app)
+    engine = create_async_engine("sqlite+aiosqlite://")
+    app.state.sessions = async_sessionmaker(engine, class_=_ClosingFails)
+
+    @app.get("/itens")
+    async def itens(session: SessionDep) -> dict[str, int]:
+        one = (await session.execute(text("SELECT 1"))).scalar_one()
+        if route_error is not None:
+            raise route_error
+        return {"one": one}
+
+    return app
+
+
+def _errors_and_tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_session_that_fails_to_close_after_the_answer_keeps_the_answer_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _app_whose_sessions_fail_to_close(None)
+    with caplog.at_level(logging.INFO), TestClient(app) as client:  # raises what escapes ASGI
+        response = client.get("/itens")
+    assert (response.status_code, response.json()) == (200, {"one": 1})
+    warned = [r for r in caplog.records if "closing the session" in r.getMessage()]
+    assert [(r.levelno, r.exc_info) for r in warned] == [(logging.WARNING, None)]
+    assert "GET /itens (answer sent)" in warned[0].getMessage()
+    assert _errors_and_tracebacks(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "route_error",
+    [HTTPException(404, "Item 1 not found"), _asyncpg_failure(_CUT)],
+    ids=["route-answered-404", "route-lost-the-database"],
+)
+def test_a_session_that_fails_to_close_before_the_answer_is_a_503_envelope(
+    caplog: pytest.LogCaptureFixture, route_error: Exception
+) -> None:
+    app = _app_whose_sessions_fail_to_close(route_error)
+    with caplog.at_level(logging.INFO), TestClient(app) as client:
+        response = client.get("/itens")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "error",
+        "data": None,
+        "message": "Database unavailable, try again shortly",
+    }
+    assert response.headers["retry-after"] == "1"
+    assert _errors_and_tracebacks(caplog) == []

@@ -70,4 +70,5 @@ def test_upstream_target_keeps_the_clients_encoding() -> None:
 def test_route_labels_stay_bounded() -> None:
     assert route_label("/itens") == "/itens"
     assert route_label("/itens/123") == "/itens/{id}"
+    assert route_label("/identidade") == "/identidade"
     assert route_label("/random/garbage/999") == "unmatched"

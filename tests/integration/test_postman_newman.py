@@ -79,6 +79,18 @@ def test_the_collection_covers_every_service_and_captures_the_login_token() -> N
     assert 'pm.collectionVariables.set("token", data.access_token)' in script
 
 
+def test_the_collection_checks_balancing_with_identidade_and_scrapes_with_the_token() -> None:
+    collection = json.loads(COLLECTION.read_text())
+    folder = next(f for f in collection["item"] if f["name"] == "Testes de Balanceamento")
+    urls = [r["request"]["url"]["raw"] for r in _requests(folder["item"])]
+    assert urls == ["{{baseUrl}}/identidade"] * 3
+    scrapes = [
+        r for r in _requests(collection["item"]) if r["request"]["url"]["path"] == ["metrics"]
+    ]
+    assert len(scrapes) == len(URL_VARIABLES)
+    assert all(r["request"]["auth"]["bearer"][0]["value"] == "{{metricsToken}}" for r in scrapes)
+
+
 def test_newman_runs_the_collection_against_the_stack_with_no_failure(
     stack: Stack, newman: Path
 ) -> None:
@@ -88,6 +100,7 @@ def test_newman_runs_the_collection_against_the_stack_with_no_failure(
         for variable, service in URL_VARIABLES.items()
         for arg in ("--env-var", f"{variable}={stack.url(service)}")
     ]
+    overrides += ["--env-var", f"metricsToken={stack.metrics_token}"]
     result = subprocess.run(
         [
             str(newman),

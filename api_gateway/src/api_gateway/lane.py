@@ -1,4 +1,4 @@
-"""The gateway's lane: GET /itens with a valid token, forwarded below ASGI.
+"""The gateway's lane: a GET of /itens (or /identidade) with a valid token, forwarded below ASGI.
 
 A thin adapter over the policy the ASGI middleware uses: which paths are forwarded and who is
 admitted (proxy.py), the caller's quota and its 429 (ratelimit.py), the forwarded headers and

@@ -1,8 +1,9 @@
-"""The gateway's OpenAPI: its own routes plus the item servers' /itens, fetched at run time.
+"""The gateway's OpenAPI: its own routes plus the item servers' forwarded ones (/itens,
+/identidade), fetched at run time.
 
 The forwarding is plain ASGI middleware, so FastAPI knows nothing of /itens. Rather than a
 second copy of the item schemas (services never import each other), the gateway reads the
-servers' own OpenAPI (ITEMS_OPENAPI_URL) and merges their /itens operations: the docs show
+servers' own OpenAPI (ITEMS_OPENAPI_URL) and merges their forwarded operations: the docs show
 exactly what the running servers accept. Cached for a minute; if the servers cannot be
 reached the gateway serves its own routes and tries again a few seconds later.
 """

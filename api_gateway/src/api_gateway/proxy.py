@@ -1,5 +1,5 @@
-"""Forwarding /itens to the load balancer, and the policy the lane shares: which paths are
-forwarded, who is admitted, and what a failed forward answers."""
+"""Forwarding the item servers' paths to the load balancer, and the policy the lane shares:
+which paths are forwarded, who is admitted, and what a failed forward answers."""
 
 import logging
 
@@ -24,6 +24,8 @@ from api_gateway.config import GatewaySettings
 log = logging.getLogger("api_gateway.proxy")
 
 FORWARDED_PREFIX = "/itens"
+# The item servers' other route: which instance answered (the seed's balancing check).
+FORWARDED_PATHS = frozenset({"/identidade"})
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANSWERS = FailureAnswers(
@@ -33,7 +35,11 @@ ANSWERS = FailureAnswers(
 
 def is_forwarded(path: str) -> bool:
     """Paths that belong to the item servers."""
-    return path == FORWARDED_PREFIX or path.startswith(FORWARDED_PREFIX + "/")
+    return (
+        path == FORWARDED_PREFIX
+        or path.startswith(FORWARDED_PREFIX + "/")
+        or path in FORWARDED_PATHS
+    )
 
 
 def admission(verifier: TokenVerifier, authorization: bytes | None) -> Principal | Response:
@@ -90,7 +96,7 @@ class Upstream:
 
 
 class GatewayProxyMiddleware:
-    """Checks the bearer token and forwards /itens; everything else goes to the app."""
+    """Checks the bearer token and forwards the servers' paths; the rest goes to the app."""
 
     def __init__(self, app: ASGIApp, *, upstream: Upstream, verifier: TokenVerifier) -> None:
         self.app = app

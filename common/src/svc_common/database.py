@@ -66,8 +66,24 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request from app.state.sessions, opened in the lifespan."""
-    async with request.app.state.sessions() as session:
-        yield session
+    answered = False
+    try:
+        async with request.app.state.sessions() as session:
+            yield session
+            answered = True
+    except DATABASE_ERRORS as error:
+        # Closing rolls back on the connection, which a restarting PostgreSQL may just have
+        # cut. Before the answer, that is the handlers' 503. After it (FastAPI closes the
+        # session once the answer is sent), raising would only turn a sent answer into an
+        # "Exception in ASGI application" and a closed keep-alive connection.
+        if not answered:
+            raise
+        log.warning(
+            "database lost closing the session of %s %s (answer sent): %s",
+            request.method,
+            request.url.path,
+            error,
+        )
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
@@ -211,6 +227,8 @@ def is_unavailable(error: exc.DBAPIError) -> bool:
 
 # Errors of a database that cannot be reached, whatever the driver says beyond that.
 UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError)
+# Every database error: the handlers answer them (a 503 when unreachable, else a 500).
+DATABASE_ERRORS = (*UNAVAILABLE_ERRORS, exc.DBAPIError)
 
 
 def database_error_answer(error: Exception, *, method: str, path: str) -> Response:
@@ -235,7 +253,7 @@ async def _database_error(request: Request, error: Exception) -> Response:
 def install_database_error_handler(app: FastAPI) -> None:
     """A lost, restarting or saturated database is a 503 in the envelope, not a 500."""
     # Any other driver error too: a 503 when it says the server is gone or restarting.
-    for kind in (*UNAVAILABLE_ERRORS, exc.DBAPIError):
+    for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, _database_error)
 
 

@@ -25,6 +25,7 @@ from svc_common.settings import load_or_exit
 
 from server.cache import ItemCache
 from server.config import ServerSettings
+from server.identity import router as identity_router
 from server.lane import ItemReadLane
 from server.routes import router
 
@@ -81,7 +82,7 @@ def build_app(settings: ServerSettings | None = None) -> FastAPI:
         title=f"Item server ({settings.service_name})",
         description="CRUD of items on `/itens`. Every call needs a bearer token from the gateway.",
         lifespan=lifespan,
-        routers=[router],
+        routers=[router, identity_router],
         served_by=True,
     )
     install_database_error_handler(app)

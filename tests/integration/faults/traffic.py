@@ -25,6 +25,7 @@ class Outcome:
     status: int
     body: str
     limited: bool = False  # the answer carried the gateway's RateLimit header
+    retry_after: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,9 +67,11 @@ class Traffic:
                     response = await http.get("/itens", params={"limit": 5, "sort": "-id"})
                 status, body = response.status_code, response.text
                 limited = "ratelimit" in response.headers
+                retry_after = response.headers.get("retry-after")
             except httpx.HTTPError as exc:
-                status, body, limited = 0, repr(exc), False
-            self.outcomes.append(Outcome(kind, sent, time.monotonic(), status, body, limited))
+                status, body, limited, retry_after = 0, repr(exc), False, None
+            done = time.monotonic()
+            self.outcomes.append(Outcome(kind, sent, done, status, body, limited, retry_after))
             if kind == "post" and status == 201:
                 self.acknowledged[response.json()["data"]["id"]] = nome
             if not 200 <= status < 300:
@@ -82,9 +85,10 @@ class Traffic:
         """Everything that was neither a 2xx, an envelope 503, nor a status in `allowed`."""
         return [o for o in self.outcomes if not (o.ok or o.envelope_503 or o.status in allowed)]
 
-    def recovery(self, back: float) -> float | None:
-        """Seconds from `back` to the first answered request after which none sent failed."""
-        later = self.since(back)
+    def recovery(self, back: float, until: float | None = None) -> float | None:
+        """Seconds from `back` to the first success after which nothing sent failed (of what
+        was answered before `until`, when given)."""
+        later = [o for o in self.since(back) if until is None or o.done < until]
         failed = [o.sent for o in later if not o.ok]
         good = [o.done for o in later if o.ok and (not failed or o.sent > max(failed))]
         return min(good) - back if good else None

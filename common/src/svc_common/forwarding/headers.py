@@ -84,8 +84,8 @@ def relayed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
     return [(name, value) for name, value in headers if name not in dropped]
 
 
-def route_label(path: str, known: frozenset[str] = frozenset({"itens"})) -> str:
-    """A bounded metrics label for a forwarded path: /itens, /itens/{id} or unmatched."""
+def route_label(path: str, known: frozenset[str] = frozenset({"itens", "identidade"})) -> str:
+    """A bounded metrics label for a forwarded path: /itens, /itens/{id}, /identidade, unmatched."""
     first, _, rest = path.lstrip("/").partition("/")
     if first not in known:
         return "unmatched"
