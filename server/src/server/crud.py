@@ -1,18 +1,20 @@
 """Database operations on items; routes never write SQL themselves."""
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from svc_common.auth import Principal
 
 from server.models import Item, utcnow
 from server.pages import ItemRow, ListQuery
 from server.schemas import ItemIn
 
-# The columns a listing returns: rows, not ORM objects (no identity map, no object per row).
-_COLUMNS = (
+# The columns reads and writes return: rows, not ORM objects (no identity map, no object per
+# row).
+COLUMNS = (
     Item.id,
     Item.nome,
     Item.descricao,
@@ -48,7 +50,7 @@ async def list_items(session: AsyncSession, *, query: ListQuery) -> tuple[Sequen
     descending = query.sort.startswith("-")
     # The id breaks ties, so pages never overlap or skip rows with equal sort values.
     order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
-    page = select(*_COLUMNS).where(*conditions).order_by(*order).limit(query.limit)
+    page = select(*COLUMNS).where(*conditions).order_by(*order).limit(query.limit)
     after = query.after
     if after is not None:
         edge = tuple_(column, Item.id)
@@ -72,74 +74,81 @@ class KeyReused(Exception):
     """An Idempotency-Key already created a different item."""
 
 
+async def _autocommit(session: AsyncSession) -> AsyncConnection:
+    # A write here is one statement: on its own it is atomic, and without BEGIN and COMMIT
+    # it costs one round trip instead of three.
+    return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 async def create_item(
     session: AsyncSession, *, data: ItemIn, owner: str, idempotency_key: str | None = None
-) -> tuple[Item, bool]:
+) -> tuple[ItemRow, bool]:
     """Store a new item owned by `owner`: (item, True), or (the earlier item, False) on a replay.
 
     A replay is a POST whose Idempotency-Key already created an item for the same owner (a
     client retry, or the balancer resending after a backend died): it stores nothing.
     """
-    item = Item(**data.model_dump(), owner=owner, idempotency_key=idempotency_key)
-    session.add(item)
+    fields = data.model_dump()
+    now = utcnow()
+    values = fields | {"owner": owner, "idempotency_key": idempotency_key}
+    statement = insert(Item).values(**values, created_at=now, updated_at=now).returning(*COLUMNS)
+    connection = await _autocommit(session)
     try:
-        await session.commit()
+        return cast(ItemRow, (await connection.execute(statement)).one()), True
     except IntegrityError:
-        await session.rollback()
         if idempotency_key is None:
             raise
-        earlier = await session.scalar(
-            select(Item).where(Item.owner == owner, Item.idempotency_key == idempotency_key)
+    earlier = (
+        await connection.execute(
+            select(*COLUMNS).where(Item.owner == owner, Item.idempotency_key == idempotency_key)
         )
-        if earlier is None:
-            raise
-        if earlier.version == 1 and _fields(earlier) != data.model_dump():
-            raise KeyReused(idempotency_key) from None
-        return earlier, False
-    return item, True
+    ).first()
+    if earlier is None:
+        raise KeyReused(idempotency_key)  # the item it made was deleted since: a new key, please
+    stored = cast(ItemRow, earlier)
+    if stored.version == 1 and {f: getattr(stored, f) for f in fields} != fields:
+        raise KeyReused(idempotency_key)
+    return stored, False
 
 
-def _fields(item: Item) -> dict[str, object]:
-    return {field: getattr(item, field) for field in ItemIn.model_fields}
-
-
-def _matching(item_id: int, expected_version: int | None) -> list[ColumnElement[bool]]:
-    where = [Item.id == item_id]
-    if expected_version is not None:
-        where.append(Item.version == expected_version)
+def _writable(item_id: int, user: Principal, versions: frozenset[int] | None) -> list[Any]:
+    """An item this caller may change, at one of the versions If-Match names (if it did)."""
+    where: list[Any] = [Item.id == item_id]
+    if not user.is_admin:
+        where.append(Item.owner == user.username)
+    if versions is not None:
+        where.append(Item.version.in_(versions))
     return where
 
 
 async def replace_item(
-    session: AsyncSession, *, item_id: int, data: ItemIn, expected_version: int | None
-) -> Item | None:
-    """Overwrite an item's fields and bump its version; None when the expected version is gone.
+    session: AsyncSession,
+    *,
+    item_id: int,
+    data: ItemIn,
+    user: Principal,
+    versions: frozenset[int] | None,
+) -> ItemRow | None:
+    """Overwrite an item's fields and bump its version; None when this caller may not, at
+    these versions (the route then finds out why).
 
-    The version check and the write are one statement, so two writers holding the same
-    version cannot both succeed.
+    Owner, version and write are one statement, so two writers holding the same version
+    cannot both succeed.
     """
     statement = (
         update(Item)
-        .where(*_matching(item_id, expected_version))
+        .where(*_writable(item_id, user, versions))
         .values(**data.model_dump(), version=Item.version + 1, updated_at=utcnow())
-        .returning(Item)
-        .execution_options(populate_existing=True, synchronize_session=False)
+        .returning(*COLUMNS)
     )
-    item = await session.scalar(statement)
-    await session.commit()
-    return item
+    connection = await _autocommit(session)
+    return cast(ItemRow | None, (await connection.execute(statement)).first())
 
 
 async def delete_item(
-    session: AsyncSession, *, item_id: int, expected_version: int | None
-) -> Item | None:
-    """Remove an item; the deleted row, or None when the expected version is gone."""
-    statement = (
-        delete(Item)
-        .where(*_matching(item_id, expected_version))
-        .returning(Item)
-        .execution_options(synchronize_session=False)
-    )
-    item = await session.scalar(statement)
-    await session.commit()
-    return item
+    session: AsyncSession, *, item_id: int, user: Principal, versions: frozenset[int] | None
+) -> ItemRow | None:
+    """Remove an item; the deleted row, or None as replace_item() says."""
+    statement = delete(Item).where(*_writable(item_id, user, versions)).returning(*COLUMNS)
+    connection = await _autocommit(session)
+    return cast(ItemRow | None, (await connection.execute(statement)).first())

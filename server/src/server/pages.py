@@ -67,6 +67,12 @@ def item_json(item: ItemRow) -> bytes:
     return orjson.dumps(item_dict(item), option=_JSON)
 
 
+def item_envelope(item: ItemRow, message: str) -> bytes:
+    """The envelope of a write's answer (Envelope[ItemOut])."""
+    envelope = {"status": "success", "data": item_dict(item), "message": message}
+    return orjson.dumps(envelope, option=_JSON)
+
+
 class ListQuery(BaseModel):
     """The query string of GET /itens."""
 

@@ -26,13 +26,6 @@ def not_modified(header: str | None, current: str) -> bool:
     return any(opaque == tag for _, opaque in _tags(header))
 
 
-def match_holds(header: str, current: str) -> bool:
-    """True when If-Match names the current tag (strong comparison: weak tags never match)."""
-    if header.strip() == "*":
-        return True
-    return any(not weak and opaque == current.strip('"') for weak, opaque in _tags(header))
-
-
 def precondition_failed(item_id: int, *, current: str | None = None) -> HTTPException:
     """412: the client's copy is out of date; it carries the current ETag when known."""
     return HTTPException(
@@ -42,11 +35,13 @@ def precondition_failed(item_id: int, *, current: str | None = None) -> HTTPExce
     )
 
 
-def expected_version(if_match: str | None, *, item_id: int, version: int) -> int | None:
-    """The version a conditional write must still find, None for an unconditional one."""
+def versions_named(if_match: str | None, *, item_id: int) -> frozenset[int] | None:
+    """The versions of this item If-Match names (strong tags only); None when any will do
+    (no If-Match, or `*`: the item must only exist)."""
     if if_match is None or if_match.strip() == "*":
         return None
-    current = etag(item_id, version)
-    if not match_holds(if_match, current):
-        raise precondition_failed(item_id, current=current)
-    return version
+    prefix = f"{item_id}."
+    tags = _tags(if_match)
+    named = (tag[len(prefix) :] for weak, tag in tags if not weak and tag.startswith(prefix))
+    # A version the column cannot hold can only fail to match: left out, not sent to SQL.
+    return frozenset(int(v) for v in named if v.isascii() and v.isdigit() and len(v) <= 9)

@@ -11,9 +11,8 @@ from svc_common.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ListEn
 from server import crud
 from server.cache import ItemCache
 from server.deps import ItemCacheDep
-from server.models import Item
-from server.pages import ListQuery
-from server.preconditions import etag, expected_version, precondition_failed
+from server.pages import ItemRow, ListQuery, item_envelope
+from server.preconditions import etag, precondition_failed, versions_named
 from server.reads import read_item as read_one
 from server.reads import read_page
 from server.schemas import ItemIn, ItemOut
@@ -33,30 +32,34 @@ IdempotencyKey = Annotated[
         description="Sending the same POST again with this key stores the item only once",
     ),
 ]
+_REPLAYED = {"Idempotent-Replayed": "true"}
 _CHANGE_ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorEnvelope, "description": "Not the owner nor an admin"},
     412: {"model": ErrorEnvelope, "description": "If-Match names an older version"},
 }
 
 
-async def _existing(session: AsyncSession, item_id: int) -> Item:
+async def _refusal(
+    session: AsyncSession, *, item_id: int, user: Principal, versions: frozenset[int] | None
+) -> HTTPException:
+    """Why a write that matched no row did not happen: 404, 403, or 412 with the current ETag."""
     item = await crud.get_item(session, item_id=item_id)
     if item is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
-    return item
-
-
-def _ensure_may_change(user: Principal, item: Item) -> None:
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
     if not user.is_admin and item.owner != user.username:
-        raise HTTPException(
+        return HTTPException(
             status.HTTP_403_FORBIDDEN, "Only the owner or an admin may change this item"
         )
+    if versions is None:  # deleted and gone between the write and this read
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
+    return precondition_failed(item_id, current=etag(item_id, item.version))
 
 
-def _lost_race(item_id: int, *, conditional: bool) -> HTTPException:
-    if conditional:
-        return precondition_failed(item_id)
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found")
+def _written(item: ItemRow, message: str, *, status_code: int = 200, **headers: str) -> Response:
+    """A write's answer: the envelope of the item as stored, and its ETag."""
+    headers["ETag"] = etag(item.id, item.version)
+    body = item_envelope(item, message)
+    return Response(body, status_code, headers, media_type="application/json")
 
 
 @router.get(
@@ -88,6 +91,7 @@ async def list_itens(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create an item",
+    response_model=Envelope[ItemOut],
     responses={422: {"model": ErrorEnvelope, "description": "Invalid body, or key reused"}},
 )
 async def create_item(
@@ -96,9 +100,8 @@ async def create_item(
     session: SessionDep,
     cache: ItemCacheDep,
     user: CurrentUser,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> Envelope[ItemOut]:
+) -> Response:
     """Store a new item owned by the caller; a repeated Idempotency-Key returns the first one."""
     try:
         item, created = await crud.create_item(
@@ -109,15 +112,13 @@ async def create_item(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "This Idempotency-Key was already used for a different item",
         ) from None
-    if created:
-        # No entry to drop, but every listing may now include it.
-        await cache.invalidate(item.id, item.version)
-    response.headers["Location"] = f"/itens/{item.id}"
-    response.headers["ETag"] = etag(item.id, item.version)
+    location = f"/itens/{item.id}"
     if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-    message = "Item created" if created else "Item already created with this Idempotency-Key"
-    return Envelope[ItemOut](data=ItemOut.model_validate(item), message=message)
+        message = "Item already created with this Idempotency-Key"
+        return _written(item, message, status_code=201, Location=location, **_REPLAYED)
+    # No entry to drop, but every listing may now include it.
+    await cache.invalidate(item.id, item.version)
+    return _written(item, "Item created", status_code=201, Location=location)
 
 
 @router.get(
@@ -144,7 +145,12 @@ async def read_item(
     )
 
 
-@router.put("/{item_id}", summary="Replace an item", responses=_CHANGE_ERRORS)
+@router.put(
+    "/{item_id}",
+    summary="Replace an item",
+    response_model=Envelope[ItemOut],
+    responses=_CHANGE_ERRORS,
+)
 async def replace_item(
     *,
     item_id: ItemId,
@@ -152,25 +158,25 @@ async def replace_item(
     session: SessionDep,
     cache: ItemCacheDep,
     user: CurrentUser,
-    response: Response,
     if_match: IfMatch = None,
-) -> Envelope[ItemOut]:
+) -> Response:
     """Overwrite an item's fields; only its owner or an admin may. Send If-Match to be safe."""
-    item = await _existing(session, item_id)
-    _ensure_may_change(user, item)
-    expected = expected_version(if_match, item_id=item_id, version=item.version)
+    versions = versions_named(if_match, item_id=item_id)
     updated = await crud.replace_item(
-        session, item_id=item_id, data=data, expected_version=expected
+        session, item_id=item_id, data=data, user=user, versions=versions
     )
     if updated is None:
-        # Another writer got in between our read and our write: changed it, or deleted it.
-        raise _lost_race(item_id, conditional=expected is not None)
+        raise await _refusal(session, item_id=item_id, user=user, versions=versions)
     await cache.invalidate(item_id, updated.version)
-    response.headers["ETag"] = etag(item_id, updated.version)
-    return Envelope[ItemOut](data=ItemOut.model_validate(updated), message="Item updated")
+    return _written(updated, "Item updated")
 
 
-@router.delete("/{item_id}", summary="Delete an item", responses=_CHANGE_ERRORS)
+@router.delete(
+    "/{item_id}",
+    summary="Delete an item",
+    response_model=Envelope[ItemOut],
+    responses=_CHANGE_ERRORS,
+)
 async def delete_item(
     *,
     item_id: ItemId,
@@ -178,14 +184,12 @@ async def delete_item(
     cache: ItemCacheDep,
     user: CurrentUser,
     if_match: IfMatch = None,
-) -> Envelope[ItemOut]:
+) -> Response:
     """Remove an item; only its owner or an admin may. Returns what was deleted."""
-    item = await _existing(session, item_id)
-    _ensure_may_change(user, item)
-    expected = expected_version(if_match, item_id=item_id, version=item.version)
-    gone = await crud.delete_item(session, item_id=item_id, expected_version=expected)
+    versions = versions_named(if_match, item_id=item_id)
+    gone = await crud.delete_item(session, item_id=item_id, user=user, versions=versions)
     if gone is None:
-        raise _lost_race(item_id, conditional=expected is not None)
+        raise await _refusal(session, item_id=item_id, user=user, versions=versions)
     # The fence goes past the last version, so no reader can put the deleted item back.
     await cache.invalidate(item_id, gone.version + 1)
-    return Envelope[ItemOut](data=ItemOut.model_validate(gone), message="Item deleted")
+    return _written(gone, "Item deleted")
