@@ -31,9 +31,10 @@ def run_readme_flow(ports: dict[str, int]) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count('"status":"success"') >= 6, result.stdout
+    assert result.stdout.count('"status":"success"') >= 7, result.stdout
     assert '"nome":"Item Teste"' in result.stdout
     assert '"preco":99.99' in result.stdout
+    assert '"message":"Answered by server' in result.stdout
 
 
 def test_readme_curl_flow_runs_verbatim(stack: Stack) -> None:

@@ -34,6 +34,8 @@ from svc_common.shared_cache import (
     misses_field,
 )
 
+from server import cache_scripts as scripts
+
 log = logging.getLogger(__name__)
 
 LOOKUPS = Counter(
@@ -54,59 +56,6 @@ _PAGE_HIT, _PAGE_MISS, _PAGE_BYPASS = (
 GENERATION_KEY = f"cache:gen:{PAGE_NAMESPACE}"
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
-# A hit returns the value. A miss returns 1 when this caller takes the fill lock (and is
-# counted as the one miss), or 0 when another caller is already loading the item.
-_LOOKUP = """
-local value = redis.call('GET', KEYS[1])
-if value then
-  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-  return value
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
-  return 1
-end
-return 0
-"""
-# Store the loaded value unless a writer has fenced it off; release the lock if still ours.
-# ARGV[5] names the misses field when this load was not counted yet (a caller that gave up
-# waiting for someone else's lock).
-_FILL = """
-if ARGV[5] ~= '' then
-  redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
-end
-local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
-local stored = 0
-if ARGV[2] ~= '' and tonumber(ARGV[1]) >= fence then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  stored = 1
-end
-if redis.call('GET', KEYS[3]) == ARGV[4] then
-  redis.call('DEL', KEYS[3])
-end
-return stored
-"""
-# After a commit: raise the fence to the committed version, drop the cached value, and move
-# the pages on to a new generation.
-_INVALIDATE = """
-local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tonumber(ARGV[1]) > fence then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-end
-redis.call('DEL', KEYS[1])
-redis.call('INCR', KEYS[3])
-return 1
-"""
-# The current generation, and the page stored under it (ARGV[1] .. generation) if any.
-_PAGE = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-local page = redis.call('GET', ARGV[1] .. generation)
-redis.call('HINCRBY', KEYS[2], page and ARGV[2] or ARGV[3], 1)
-if page then
-  return {generation, page}
-end
-return {generation}
-"""
 
 Loader = Callable[[], Awaitable[tuple[int, bytes] | None]]
 PageLoader = Callable[[], Awaitable[bytes]]
@@ -147,10 +96,10 @@ class ItemCache:
         if redis is not None:
             # Lookups of the same moment share a round trip: the hot path of every read.
             self._pipeline = AutoPipeline(redis)
-            self._lookup = redis.register_script(_LOOKUP)
-            self._fill = redis.register_script(_FILL)
-            self._invalidate = redis.register_script(_INVALIDATE)
-            self._page = redis.register_script(_PAGE)
+            self._lookup = redis.register_script(scripts.LOOKUP)
+            self._fill = redis.register_script(scripts.FILL)
+            self._invalidate = redis.register_script(scripts.INVALIDATE)
+            self._page = redis.register_script(scripts.PAGE)
 
     def _keys(self, item_id: int) -> tuple[str, str, str]:
         key = f"{self.namespace}:{item_id}"
