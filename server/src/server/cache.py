@@ -217,18 +217,29 @@ class ItemCache:
         """After a committed write of `version` (deletes pass the deleted version + 1)."""
         if self.redis is None:
             return
-        self._pending[item_id] = max(version, self._pending.get(item_id, 0))
         # Tried even while reads skip Redis: a blip on this instance alone must not leave a
         # stale entry that the other instances would go on serving.
-        await self._replay()
+        try:
+            await self._send_invalidation(item_id, version)
+        except REDIS_ERRORS as exc:
+            # Kept for replay; a later, newer invalidation of the same item does no harm to
+            # it (fences only rise).
+            self._pending[item_id] = max(version, self._pending.get(item_id, 0))
+            self._trip(exc)
+            return
+        self._mark_up()
+
+    async def _send_invalidation(self, item_id: int, version: int) -> None:
+        # In the round trip shared with the other writes and reads of the moment.
+        data, fence, _ = self._keys(item_id)
+        keys = [data, fence, GENERATION_KEY]
+        await self._run(self._invalidate, keys, [version, self.fence_ms])
 
     async def _replay(self) -> bool:
-        """Send the pending invalidations; False (and Redis counted as down) if that fails."""
+        """Send the invalidations Redis missed; False (and Redis counted as down) if that fails."""
         try:
             for item_id, version in list(self._pending.items()):
-                data, fence, _ = self._keys(item_id)
-                keys = [data, fence, GENERATION_KEY]
-                await self._invalidate(keys=keys, args=[version, self.fence_ms])
+                await self._send_invalidation(item_id, version)
                 if self._pending.get(item_id) == version:
                     del self._pending[item_id]
         except REDIS_ERRORS as exc:
