@@ -150,14 +150,21 @@ async def test_a_listing_shows_every_acknowledged_write_on_either_server(
         assert response.status_code == 200, response.text
         return [item["nome"] for item in response.json()["data"]]
 
+    async def total(base: str) -> int:
+        # One item a page: the total is counted (and cached), not read off the page.
+        response = await client.get(f"{base}/itens", params=listing | {"limit": 1})
+        return int(response.headers["x-total-count"])
+
     created = []
     for i in range(6):
-        for base in servers:  # both have the current page cached now
+        for base in servers:  # both have the current page and total cached now
             assert await names(base) == [f"{tag} {n}" for n in created]
+            assert await total(base) == len(created)
         item = await _create(client, servers[i % 2], nome=f"{tag} {i}")
         created.append(i)
         for base in reversed(servers):
             assert await names(base) == [f"{tag} {n}" for n in created], base
+            assert await total(base) == len(created), base
     put = await client.put(
         f"{servers[1]}/itens/{item['id']}", json={"nome": f"{tag} x", "preco": 1}
     )

@@ -58,7 +58,8 @@ REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 Loader = Callable[[], Awaitable[tuple[int, bytes] | None]]
-PageLoader = Callable[[], Awaitable[bytes]]
+# Given the filter's total when it is known: (the page as stored, the filter's total).
+PageLoader = Callable[[int | None], Awaitable[tuple[bytes, int]]]
 
 
 class ItemCache:
@@ -152,33 +153,43 @@ class ItemCache:
             raise found
         return found
 
-    async def read_page(self, key: str, load: PageLoader) -> bytes:
-        """A listing's stored page from Redis, or from `load` (and then stored)."""
+    async def read_page(self, key: str, filter_key: str, load: PageLoader) -> bytes:
+        """A listing's stored page from Redis, or from `load` (and then stored).
+
+        A miss passes `load` the total of the page's filter when another page of it stored
+        one under this generation: counting every match is what a page costs most on a big
+        table, and it is the same for every page of a walk.
+        """
         if not await self._usable():
             _PAGE_BYPASS.inc()
-            return await load()
+            return (await load(None))[0]
         prefix = data_key(f"{PAGE_NAMESPACE}:{key}:")
-        args: list[str | int] = [prefix, hits_field(PAGE_NAMESPACE), misses_field(PAGE_NAMESPACE)]
+        count_prefix = data_key(f"{PAGE_NAMESPACE}:count:{filter_key}:")
+        args = [prefix, hits_field(PAGE_NAMESPACE), misses_field(PAGE_NAMESPACE), count_prefix]
         try:
-            found = await self._run(self._page, [GENERATION_KEY, STATS_KEY], args)
+            found = await self._run(self._page, [GENERATION_KEY, STATS_KEY], list(args))
         except REDIS_ERRORS as exc:
             self._trip(exc)
             _PAGE_BYPASS.inc()
-            return await load()
+            return (await load(None))[0]
         self._mark_up()
         assert isinstance(found, list)
-        if len(found) == 2:
+        generation, stored, count = (bytes(part).decode("latin-1") for part in found)
+        if stored:
             _PAGE_HIT.inc()
             return bytes(found[1])
         _PAGE_MISS.inc()
-        page = await load()
-        generation = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
+        page, total = await load(int(count) if count else None)
+        ttl = self.page_ttl_ms
+        commands: list[tuple[str | bytes | int, ...]] = [
+            ("SET", prefix + generation, page, "PX", ttl)
+        ]
+        if not count:
+            commands.append(("SET", count_prefix + generation, total, "PX", ttl))
         try:
-            (stored,) = await self._pipeline.run(
-                ("SET", prefix + generation, page, "PX", self.page_ttl_ms)
-            )
-            if isinstance(stored, Exception):
-                raise stored
+            for outcome in await self._pipeline.run(*commands):
+                if isinstance(outcome, Exception):
+                    raise outcome
         except REDIS_ERRORS as exc:
             self._trip(exc)
         return page

@@ -44,13 +44,14 @@ redis.call('DEL', KEYS[1])
 redis.call('INCR', KEYS[3])
 return 1
 """
-# The current generation, and the page stored under it (ARGV[1] .. generation) if any.
+# The current generation, the page stored under it (ARGV[1] .. generation), and the total of
+# the page's filter under it (ARGV[4] .. generation); '' for what is not stored.
 PAGE = """
 local generation = redis.call('GET', KEYS[1]) or '0'
 local page = redis.call('GET', ARGV[1] .. generation)
 redis.call('HINCRBY', KEYS[2], page and ARGV[2] or ARGV[3], 1)
 if page then
-  return {generation, page}
+  return {generation, page, ''}
 end
-return {generation}
+return {generation, '', redis.call('GET', ARGV[4] .. generation) or ''}
 """

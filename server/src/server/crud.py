@@ -39,8 +39,11 @@ def _conditions(query: ListQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-async def list_items(session: AsyncSession, *, query: ListQuery) -> tuple[Sequence[ItemRow], int]:
-    """One page of matching items in the query's order, and how many match in all.
+async def list_items(
+    session: AsyncSession, *, query: ListQuery, total: int | None = None
+) -> tuple[Sequence[ItemRow], int]:
+    """One page of matching items in the query's order, and how many match in all (counted
+    unless `total` says it, or the page itself shows it).
 
     With a cursor the page starts after the (sort value, id) it names: an index range, so a
     deep page costs what the first one does, where OFFSET reads and drops every row before it.
@@ -61,7 +64,8 @@ async def list_items(session: AsyncSession, *, query: ListQuery) -> tuple[Sequen
     rows = cast(Sequence[ItemRow], (await session.execute(page)).all())
     if after is None and len(rows) < query.limit and (rows or query.offset == 0):
         return rows, query.offset + len(rows)  # the last page: it says the total itself
-    total = await session.scalar(select(func.count()).select_from(Item).where(*conditions))
+    if total is None:
+        total = await session.scalar(select(func.count()).select_from(Item).where(*conditions))
     return rows, total or 0
 
 

@@ -31,6 +31,7 @@ SortKey = Literal[
     "-updated_at",
 ]
 MAX_ID = 2**31 - 1
+_FILTERS = frozenset({"q", "min_preco", "max_preco"})
 # Timestamps as ISO 8601 with Z, naive ones (SQLite) read as UTC: what ItemOut's JSON says.
 _JSON = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
@@ -118,6 +119,12 @@ class ListQuery(BaseModel):
     def key(self) -> str:
         """The canonical form of this query: the page cache's key."""
         return urlencode(self._params())
+
+    def filter_key(self) -> str:
+        """The canonical form of the filters alone: every page of them has the same total."""
+        return urlencode(
+            [(k, v) for k, v in self._params() if k in {"q", "min_preco", "max_preco"}]
+        )
 
     def _params(self) -> list[tuple[str, str]]:
         fields = ("q", "min_preco", "max_preco", "sort", "limit", "offset", "cursor")

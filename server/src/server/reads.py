@@ -51,11 +51,13 @@ async def read_item(
     return item_response(item_id, cached, if_none_match)
 
 
-async def load_page(sessions: async_sessionmaker[AsyncSession], query: ListQuery) -> bytes:
-    """A listing from the database, encoded as the page cache stores it."""
+async def load_page(
+    sessions: async_sessionmaker[AsyncSession], query: ListQuery, total: int | None
+) -> tuple[bytes, int]:
+    """A listing from the database, encoded as the page cache stores it, and its total."""
     async with sessions() as session:
-        rows, total = await crud.list_items(session, query=query)
-    return Page.of(list(rows), total=total, query=query).encode()
+        rows, total = await crud.list_items(session, query=query, total=total)
+    return Page.of(list(rows), total=total, query=query).encode(), total
 
 
 async def read_page(
@@ -66,7 +68,10 @@ async def read_page(
     if_none_match: str | None,
 ) -> Response:
     """The page from the cache (a miss loads it from the database), or 304."""
-    page = Page.decode(await cache.read_page(query.key(), lambda: load_page(sessions, query)))
+    stored = await cache.read_page(
+        query.key(), query.filter_key(), lambda total: load_page(sessions, query, total)
+    )
+    page = Page.decode(stored)
     if not_modified(if_none_match, page.etag):
         return Response(status_code=304, headers={"ETag": page.etag})
     return Response(page.body, media_type="application/json", headers=page.headers())
