@@ -154,10 +154,15 @@ def start_nginx(workdir: Path, port: int, servers: tuple[int, int]) -> Helper:
     return helper
 
 
-def start_bare(workdir: Path, port: int, items_file: Path) -> Helper:
-    """Case (e)'s app under uvicorn."""
-    helper = Helper("bare_app", port)
+def start_bare(
+    workdir: Path, port: int, items_file: Path, database_url: str | None = None
+) -> Helper:
+    """Case (e)'s app under uvicorn; case (f)'s when it writes to database_url."""
+    name = "bare_pg" if database_url else "bare_app"
+    helper = Helper(name, port)
     env = dict(os.environ, BENCH_ITEMS=str(items_file))
-    helper.start([sys.executable, "-m", "bench.bare_app", str(port)], workdir / "bare_app.log", env)
-    helper.wait_answering("/itens/1")
+    if database_url:
+        env["BENCH_DATABASE_URL"] = database_url
+    helper.start([sys.executable, "-m", "bench.bare_app", str(port)], workdir / f"{name}.log", env)
+    helper.wait_answering("/itens?limit=1")
     return helper

@@ -1,25 +1,30 @@
 """`make bench`: the request path against nginx and a bare app, side by side, with wrk.
 
 Starts the six services on free loopback ports over a throwaway PostgreSQL database and a
-private redis-server, seeds ITEMS items, starts nginx (round-robin over both servers) and a
-bare FastAPI app, then runs each workload on each case RUNS times, interleaved, after one
-warm-up per case. Medians, ratios, CPU and RSS go to bench/results/latest.{json,md,png}.
+private redis-server, seeds ROWS items straight into the table, starts nginx (round-robin over
+both servers) and two bare FastAPI apps (items in memory; writes to the same PostgreSQL), then
+runs each workload on each of its cases RUNS times, interleaved, after one warm-up per case.
+Medians, ratios, CPU and RSS go to bench/results/latest.{json,md,png}.
 
     make bench ARGS="--duration 5 --connections 32"     # or BENCH_DURATION=5 make bench
 """
 
 import argparse
 import asyncio
-import itertools
 import os
 import platform
+import re
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 
@@ -42,12 +47,17 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "32")))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", "3")))
-    parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--cases", default="abcde", help="subset of abcde")
+    parser.add_argument("--items", type=int, default=1000, help="items read by id, updated")
+    parser.add_argument("--rows", type=int, default=int(env("BENCH_ROWS", "100000")))
+    parser.add_argument("--cases", default="".join(report.CASES), help="subset of abcdef")
     parser.add_argument("--workloads", default=",".join(wrk.WORKLOADS))
     parser.add_argument("--rate-limit", default="1000000/minute", help="RATE_LIMIT in case d")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = set(args.workloads.split(",")) - set(wrk.WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; known: {','.join(wrk.WORKLOADS)}")
+    return args
 
 
 def machine() -> dict[str, Any]:
@@ -76,17 +86,41 @@ def machine() -> dict[str, Any]:
     return info
 
 
-async def _seed(stack: Stack, auth: dict[str, str], count: int) -> list[dict[str, Any]]:
-    servers = itertools.cycle([stack.url("server"), stack.url("server2")])
+async def _seed(database_url: str, rows: int) -> None:
+    """rows items, ids 1..rows, straight into the migrated table: seconds, where HTTP takes
+    minutes. The item and page caches start empty, so neither holds anything stale."""
+    now = datetime.now(UTC)
+    price = [Decimal(n) + Decimal("0.99") for n in range(1, 1001)]
+    records = [
+        (f"Produto {n}", f"Descrição do produto {n}", price[n % 1000], "admin", now, now)
+        for n in range(1, rows + 1)
+    ]
+    columns = ["nome", "descricao", "preco", "owner", "created_at", "updated_at"]
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.copy_records_to_table("itens", records=records, columns=columns)
+        bounds = await conn.fetchrow("SELECT min(id), max(id), count(*) FROM itens")
+        first, last, count = bounds if bounds is not None else (None, None, 0)
+        # The page plans name ids 1..rows: a table that started non-empty would break them.
+        if (first, last, count) != (1, rows, rows):
+            raise RuntimeError(f"itens holds ids {first}..{last} ({count} rows), not 1..{rows}")
+        # Statistics and the visibility map now, not when autovacuum gets to them mid-run.
+        await conn.execute("VACUUM ANALYZE itens")
+    finally:
+        await conn.close()
+
+
+def _first_items(url: str, auth: dict[str, str], count: int) -> list[dict[str, Any]]:
+    """The first count items as the server renders them, walking its Link headers."""
     items: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(headers=auth, timeout=30) as client:
-        for start in range(0, count, 50):
-            batch = [
-                client.post(f"{next(servers)}/itens", json={"nome": f"Produto {n}", "preco": 1 + n})
-                for n in range(start, min(start + 50, count))
-            ]
-            items += [r.raise_for_status().json()["data"] for r in await asyncio.gather(*batch)]
-    return items
+    path: str | None = f"/itens?limit={min(count, 500)}"
+    with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
+        while path and len(items) < count:
+            response = client.get(path).raise_for_status()
+            items += response.json()["data"]
+            link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link", ""))
+            path = link.group(1) if link else None
+    return items[:count]
 
 
 class Bench:
@@ -102,13 +136,37 @@ class Bench:
             "c": stack.url("load_balancer"),
             "d": stack.url("api_gateway"),
             "e": f"http://127.0.0.1:{helpers['bare_app'].port}",
+            "f": f"http://127.0.0.1:{helpers['bare_pg'].port}",
         }
         self.pids = {name: [proc.pid] for name, proc in stack.procs.items()}
         self.pids["nginx"] = procs.tree(helpers["nginx"].pid)
         self.pids["bare_app"] = [helpers["bare_app"].pid]
+        self.pids["bare_pg"] = [helpers["bare_pg"].pid]
         self.pids["redis"] = [helpers["redis"].proc.pid]
         self.cpu: dict[str, dict[str, float]] = {name: {} for name in self.pids}
         self.wall: dict[str, float] = {}
+
+    def cases(self, workload: str) -> list[str]:
+        """The cases the workload runs on, of those asked for."""
+        return [case for case in wrk.WORKLOADS[workload] if case in self.args.cases]
+
+    def new_generation(self, auth: dict[str, str]) -> None:
+        """Move the page cache on (a write does), so no page a run loaded answers the next."""
+        body = {"nome": "Produto generation", "preco": 1}
+        httpx.put(
+            f"{self.urls['a']}/itens/{self.args.rows}", json=body, headers=auth
+        ).raise_for_status()
+
+    def page_lookups(self) -> dict[str, float]:
+        """item_page_cache_lookups_total by result, summed over both servers."""
+        totals: dict[str, float] = {}
+        for service in ("server", "server2"):
+            text = self.stack.scrape(service).raise_for_status().text
+            for result, value in re.findall(
+                r'^item_page_cache_lookups_total\{result="(\w+)"\} (\S+)$', text, re.M
+            ):
+                totals[result] = totals.get(result, 0.0) + float(value)
+        return totals
 
     def measure(self, case: str, script: Path, duration: float, record: bool) -> report.Run:
         """One wrk run; CPU per service is added to the case's total when recorded."""
@@ -131,13 +189,22 @@ class Bench:
     def workload(self, name: str, token: str, ids: list[int]) -> dict[str, Any]:
         """Warm every case up once, then RUNS interleaved rounds over the cases."""
         script = OUTPUT / "bench" / f"{name}.lua"
-        script.write_text(wrk.script(name, ids, token))
-        cases = list(self.args.cases)
+        script.write_text(
+            wrk.script(name, ids, token, rows=self.args.rows, threads=self.args.threads)
+        )
+        auth = {"Authorization": f"Bearer {token}"}
+        distinct = name in wrk.DISTINCT
+        cases = self.cases(name)
+        before = self.page_lookups()
         for case in cases:
+            if distinct:
+                self.new_generation(auth)
             self.measure(case, script, self.args.warmup, record=False)
         runs: dict[str, list[report.Run]] = {case: [] for case in cases}
         for round_ in range(self.args.runs):
             for case in cases:
+                if distinct:
+                    self.new_generation(auth)
                 result = self.measure(case, script, self.args.duration, record=True)
                 runs[case].append(result)
                 print(
@@ -145,8 +212,16 @@ class Bench:
                     f"p99 {result['p99_ms']:.1f} ms, errors {int(result['errors'])}",
                     flush=True,
                 )
+        after = self.page_lookups()
         summaries = {case: report.summarize(r) for case, r in runs.items()}
-        return {"cases": summaries, "ratios": report.ratios(summaries), "runs": runs}
+        return {
+            "cases": summaries,
+            "ratios": report.ratios(summaries),
+            "runs": runs,
+            # Warm-ups included: a hit in any run of a distinct workload spoils its figures.
+            "page_cache": {k: v - before.get(k, 0.0) for k, v in after.items()},
+            "distinct": distinct,
+        }
 
     def memory(self) -> dict[str, tuple[float, float]]:
         """(RSS, peak RSS) per service now."""
@@ -176,11 +251,14 @@ def _write(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     md = [
+        f"`{results['settings']['command']}`",
+        "",
         f"Measured {results['machine']['date']} on {results['machine']['summary']}; "
         f"wrk {results['settings']['connections']} connections, "
         f"{results['settings']['threads']} threads, {results['settings']['duration']} s x "
-        f"{results['settings']['runs']} interleaved runs (medians); case d RATE_LIMIT "
-        f"{results['settings']['rate_limit']}. Load average "
+        f"{results['settings']['runs']} interleaved runs (medians); "
+        f"{results['settings']['rows']} rows, {results['settings']['items']} read by id; "
+        f"case d RATE_LIMIT {results['settings']['rate_limit']}. Load average "
         f"{results['machine']['load_before']:.1f} before, "
         f"{results['machine']['load_after']:.1f} after (the machine is shared).",
         "",
@@ -188,9 +266,52 @@ def _write(results: dict[str, Any], out: Path) -> None:
         "",
         report.services_table(results["services"]),
         "",
+        *report.headline(results),
+        "",
+        "verdict: " + _verdict_line(report.verdict(results)),
+        "",
     ]
     (out / "latest.md").write_text("\n".join(md))
     chart.draw(results, out / "latest.png")
+
+
+def _prepare(
+    args: argparse.Namespace, stack: Stack, helpers: dict[str, Any], workdir: Path
+) -> tuple[str, list[int]]:
+    """Log in, seed the table, start nginx and the bare apps: the token and the ids read."""
+    login = httpx.post(
+        f"{stack.url('api_gateway')}/login", json={"username": "admin", "password": "admin123"}
+    )
+    token: str = login.raise_for_status().json()["data"]["access_token"]
+    started = time.monotonic()
+    asyncio.run(_seed(stack.database_url, args.rows))
+    print(f"seeded {args.rows} rows in {time.monotonic() - started:.1f} s", flush=True)
+    items = _first_items(stack.url("server"), {"Authorization": f"Bearer {token}"}, args.items)
+    items_file = workdir / "items.json"
+    items_file.write_bytes(orjson.dumps(items))
+    ports = (stack.ports["server"], stack.ports["server2"])
+    helpers["nginx"] = procs.start_nginx(workdir, free_port(), ports)
+    helpers["bare_app"] = procs.start_bare(workdir, free_port(), items_file)
+    helpers["bare_pg"] = procs.start_bare(workdir, free_port(), items_file, stack.database_url)
+    return token, [item["id"] for item in items]
+
+
+def _workloads(bench: Bench, token: str, ids: list[int]) -> dict[str, Any]:
+    """Each workload asked for on each of its cases."""
+    names = [name for name in bench.args.workloads.split(",") if bench.cases(name)]
+    pairs = sum(len(bench.cases(name)) for name in names)
+    args = bench.args
+    minutes = pairs * (args.warmup + 1 + args.runs * (args.duration + 1)) / 60
+    print(f"{pairs} workload x case pairs: about {minutes:.0f} min of wrk", flush=True)
+    workloads = {}
+    for name in names:
+        print(f"workload {name} on {''.join(bench.cases(name))}", flush=True)
+        workloads[name] = bench.workload(name, token, ids)
+    return workloads
+
+
+def _verdict_line(problems: list[str]) -> str:
+    return "PASS" if not problems else "FAIL: " + "; ".join(problems)
 
 
 def _exit_on_sigterm(signum: int, _: object) -> None:
@@ -214,32 +335,25 @@ def main() -> int:
         workdir,
         database,
         redis_server.url,
-        extra_env={"RATE_LIMIT": args.rate_limit, "POLL_INTERVAL": "5", "HEALTH_INTERVAL": "2"},
+        extra_env={
+            "RATE_LIMIT": args.rate_limit,
+            "POLL_INTERVAL": "5",
+            "HEALTH_INTERVAL": "2",
+            # One token for the whole run, which can outlast the default 30 minutes.
+            "ACCESS_TOKEN_MINUTES": "240",
+        },
     )
     helpers: dict[str, Any] = {"redis": redis_server}
     try:
         redis_server.start()
         stack.start_all()
-        login = httpx.post(
-            f"{stack.url('api_gateway')}/login", json={"username": "admin", "password": "admin123"}
-        )
-        token = login.raise_for_status().json()["data"]["access_token"]
-        items = asyncio.run(_seed(stack, {"Authorization": f"Bearer {token}"}, args.items))
-        items_file = workdir / "items.json"
-        items_file.write_bytes(orjson.dumps(items))
-        ports = (stack.ports["server"], stack.ports["server2"])
-        helpers["nginx"] = procs.start_nginx(workdir, free_port(), ports)
-        helpers["bare_app"] = procs.start_bare(workdir, free_port(), items_file)
+        token, ids = _prepare(args, stack, helpers, workdir)
         bench = Bench(args, stack, helpers)
         rest = bench.memory()
-        ids = [item["id"] for item in items]
-        workloads = {}
-        for name in args.workloads.split(","):
-            print(f"workload {name}", flush=True)
-            workloads[name] = bench.workload(name, token, ids)
+        workloads = _workloads(bench, token, ids)
         services = _services(bench, rest)
     finally:
-        for helper in ("bare_app", "nginx"):
+        for helper in ("bare_pg", "bare_app", "nginx"):
             if helper in helpers:
                 helpers[helper].stop()
         stack.stop_all()
@@ -247,17 +361,23 @@ def main() -> int:
         asyncio.run(drop_database(database))
     info["load_after"] = os.getloadavg()[0]
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    results = {"machine": info, "settings": settings, "workloads": workloads, "services": services}
+    settings["command"] = "python -m bench.run " + shlex.join(sys.argv[1:])
+    results = {
+        "machine": info,
+        "settings": settings,
+        "workloads": workloads,
+        "cross": report.cross_ratios(workloads),
+        "services": services,
+    }
     _write(results, args.out)
     print()
     print(report.table(results))
     print()
     print(report.services_table(services))
     print()
-    for line in report.headline(results):
-        print(line)
+    print("\n".join(report.headline(results)))
     problems = report.verdict(results)
-    print("verdict: " + ("PASS" if not problems else "FAIL: " + "; ".join(problems)))
+    print("verdict: " + _verdict_line(problems))
     print(f"written: {args.out}/latest.json, latest.md, latest.png")
     return 1 if problems else 0
 

@@ -3,17 +3,23 @@
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from server.pages import decode_cursor
 
-from bench import report, wrk
+from bench import bare_app, report, wrk
 
 
 def _run(rps: float, errors: float = 0, p99: float = 9.0) -> dict[str, float]:
     return {"rps": rps, "p50_ms": 1.0, "p95_ms": 5.0, "p99_ms": p99, "errors": errors}
 
 
+def _workload(rps: dict[str, float], errors: float = 0) -> dict[str, Any]:
+    cases = {c: report.summarize([_run(v, errors if c == "d" else 0)]) for c, v in rps.items()}
+    return {"cases": cases, "ratios": report.ratios(cases)}
+
+
 def _results(get_item: dict[str, float], errors: float = 0) -> dict[str, Any]:
-    cases = {c: report.summarize([_run(v, errors if c == "d" else 0)]) for c, v in get_item.items()}
-    return {"workloads": {"get_item": {"cases": cases, "ratios": report.ratios(cases)}}}
+    return {"workloads": {"get_item": _workload(get_item, errors)}}
 
 
 def test_median_of_odd_and_even_counts_and_of_nothing() -> None:
@@ -32,7 +38,7 @@ def test_summary_takes_medians_of_each_metric_and_sums_errors() -> None:
 
 def test_ratios_divide_median_rps_and_skip_missing_cases() -> None:
     cases = {c: report.summarize([_run(v)]) for c, v in {"a": 500, "b": 1000, "d": 520}.items()}
-    assert report.ratios(cases) == {"d/b": 0.52, "c/b": None, "a/e": None}
+    assert report.ratios(cases) == {"d/b": 0.52, "c/b": None, "a/e": None, "a/f": None}
     assert report.ratio(1, 3) == 0.333
     assert report.ratio(1, 0) is None
 
@@ -48,11 +54,63 @@ def test_verdict_names_each_missed_target_and_any_errors() -> None:
     ]
 
 
+def _issue_17(*, list_a: float, deep_a: float, hits: float = 0) -> dict[str, Any]:
+    """A run of the issue's workloads: list a/e = list_a / 1000, deep/first = deep_a / 200."""
+    results = _results({"a": 500, "b": 1000, "c": 700, "d": 500, "e": 1000})
+    results["workloads"] |= {
+        "list": _workload({"a": list_a, "d": 600, "e": 1000}),
+        "page_first": _workload({"a": 200, "d": 180}) | {"distinct": True},
+        "page_deep": _workload({"a": deep_a, "d": 170}) | {"distinct": True},
+        "write": _workload({"a": 160, "d": 140, "e": 4000, "f": 1600}),
+    }
+    results["workloads"]["page_deep"]["page_cache"] = {"hit": hits, "miss": 900.0}
+    results["workloads"]["list"]["page_cache"] = {"hit": 5000.0, "miss": 2.0}
+    results["services"] = {
+        "server": {"limited": True, "rss_rest_mb": 90.0, "rss_after_mb": 95.0, "rss_peak_mb": 99},
+        "nginx": {"limited": False, "rss_rest_mb": 500.0, "rss_after_mb": 500.0},
+    }
+    return results
+
+
+def test_verdict_judges_the_list_the_deep_page_the_page_cache_and_memory() -> None:
+    assert report.verdict(_issue_17(list_a=300, deep_a=100)) == []
+    failing = _issue_17(list_a=290, deep_a=99, hits=3)
+    failing["services"]["server"]["rss_peak_mb"] = 120.5
+    assert report.verdict(failing) == [
+        "list a/e = 0.29 < 0.3",
+        "page_deep/page_first case a = 0.495 < 0.5",
+        "page_deep: 3 page cache hits (not the database path)",
+        "server RSS 120.5 MB >= 120",
+    ]
+
+
+def test_cross_ratios_compare_workloads_case_by_case() -> None:
+    results = _issue_17(list_a=300, deep_a=100)
+    assert report.cross_ratios(results["workloads"]) == {
+        "page_deep/page_first": {"a": 0.5, "d": 0.944}
+    }
+    text = report.table(results)
+    assert "| req/s ratio | a | d |" in text
+    assert "| page_deep/page_first | 0.500 | 0.944 |" in text
+    assert "| page_deep | 0 | 900 | 0.000 |" in text
+    assert "| list | 5000 | 2 | 1.000 |" in text
+    assert "| write | - | - | 0.040 | 0.100 |" in text
+
+
+def test_headline_gives_deep_over_first_and_write_throughput() -> None:
+    lines = report.headline(_issue_17(list_a=300, deep_a=100))
+    assert "list: d/b=- a/e=0.300" not in lines, "ratios without both cases are left out"
+    assert "list: a/e=0.300" in lines
+    assert "page_deep/page_first: a=0.500 d=0.944 (target >= 0.5)" in lines
+    assert "write req/s: a=160 d=140 e=4000 f=1600" in lines
+    assert lines[-1] == "RSS under 120 MB: yes"
+
+
 def test_tables_show_medians_ratios_and_missing_values_as_dashes() -> None:
     results = _results({"a": 512.4, "b": 1000})
     text = report.table(results)
     assert "| get_item | a: direct to one server | 512 | 1.00 | 5.00 | 9.00 | 0 |" in text
-    assert "| get_item | - | - | - |" in text
+    assert "| get_item | - | - | - | - |" in text
     services = {"server": {"rss_rest_mb": 95.04, "rss_after_mb": 97.0, "cpu": {"a": 0.91}}}
     assert "| server | 95.0 | 97.0 | - | 0.91 |" in report.services_table(services)
 
@@ -82,7 +140,7 @@ def test_wrk_output_is_parsed_into_rps_milliseconds_and_errors() -> None:
     }
 
 
-def test_plans_are_skewed_reads_a_fixed_list_and_a_ninety_ten_mix() -> None:
+def test_plans_are_skewed_reads_a_fixed_list_and_an_eighty_fifteen_five_mix() -> None:
     ids = list(range(1, 1001))
     reads = wrk.plan("get_item", ids)
     hottest = max(set(reads), key=reads.count)
@@ -90,10 +148,54 @@ def test_plans_are_skewed_reads_a_fixed_list_and_a_ninety_ten_mix() -> None:
     assert wrk.plan("list", ids) == [("GET", "/itens?limit=20", None)]
     mix = wrk.plan("mix", ids)
     writes = [op for op in mix if op[0] == "PUT"]
-    assert 0.08 < len(writes) / len(mix) < 0.12
+    lists = [op for op in mix if op[1].startswith("/itens?")]
+    assert 0.04 < len(writes) / len(mix) < 0.06
+    assert 0.135 < len(lists) / len(mix) < 0.165
+    assert {op[1] for op in lists} == set(wrk.MIX_LISTS)
     assert all(op[2] is None for op in mix if op[0] == "GET")
     with pytest.raises(ValueError, match="unknown workload"):
         wrk.plan("nope", ids)
+
+
+def _cursor_id(path: str) -> int:
+    return decode_cursor(path.split("cursor=")[1], "id")[1]
+
+
+def test_page_plans_ask_for_distinct_pages_at_the_start_and_at_the_end() -> None:
+    first = wrk.plan("page_first", [], rows=100_000)
+    deep = wrk.plan("page_deep", [], rows=100_000)
+    offsets = wrk.plan("offset_deep", [], rows=100_000)
+    for ops in (first, deep, offsets):
+        assert len({path for _, path, _ in ops}) == len(ops) == 20_000, "no page asked twice"
+        assert all(path.startswith("/itens?limit=20&") for _, path, _ in ops)
+    assert {_cursor_id(p) for _, p, _ in first} == set(range(1, 20_001))
+    assert {_cursor_id(p) for _, p, _ in deep} == set(range(79_981, 99_981))
+    # The deepest page is page 5,000 of 20: full, ids 99,981..100,000.
+    assert "/itens?limit=20&offset=99980" in {p for _, p, _ in offsets}
+    assert _cursor_id(first[0][1]) != 1, "in random order"
+    with pytest.raises(ValueError, match="needs at least 20020 rows"):
+        wrk.plan("page_deep", [], rows=1000)
+
+
+def test_write_plans_create_distinct_items_and_spread_updates_over_every_item() -> None:
+    creates = wrk.plan("write", [])
+    assert {method for method, _, _ in creates} == {"POST"}
+    assert len({body for _, _, body in creates}) == len(creates)
+    updates = wrk.plan("update", list(range(1, 1001)))
+    ids = [int(path.rsplit("/", 1)[1]) for _, path, _ in updates]
+    assert set(ids) == set(range(1, 1001))
+    assert all(ids[n : n + 1000].count(ids[n]) == 1 for n in range(0, 5000, 1000))
+    # The second thread starts a stride (half the plan) ahead: a different row each time.
+    half = len(ids) // 2
+    assert sum(ids[n] == ids[n + half] for n in range(half)) < half / 100
+
+
+def test_each_workload_runs_on_known_cases_deep_pages_on_a_and_d() -> None:
+    assert set("".join(wrk.WORKLOADS.values())) <= set(report.CASES)
+    assert wrk.WORKLOADS["get_item"] == "abcde"
+    assert wrk.WORKLOADS["page_first"] == wrk.WORKLOADS["page_deep"] == "ad"
+    assert set("adef") <= set(wrk.WORKLOADS["write"])
+    assert set(wrk.WORKLOADS) >= wrk.DISTINCT
 
 
 def test_the_wrk_script_carries_the_token_on_reads_and_writes() -> None:
@@ -101,3 +203,23 @@ def test_the_wrk_script_carries_the_token_on_reads_and_writes() -> None:
     assert 'wrk.headers["Authorization"] = "Bearer tok"' in script
     assert '["Authorization"] = "Bearer tok"}' in script
     assert "done = function" in script
+    assert "stride = 10000" in wrk.script("get_item", [1, 2, 3], "tok", threads=2)
+
+
+def test_the_bare_app_creates_in_memory_and_lists_with_the_servers_headers() -> None:
+    items = [
+        {"id": i, "nome": f"P{i}", "descricao": "", "preco": 1.0, "version": 1}
+        for i in range(1, 31)
+    ]
+    with TestClient(bare_app.build_app(items)) as client:
+        created = client.post("/itens", json={"nome": "Novo", "preco": 2.5})
+        assert created.status_code == 201
+        assert created.json()["data"]["nome"] == "Novo"
+        assert created.headers["Location"] == f"/itens/{created.json()['data']['id']}"
+        page = client.get("/itens?limit=20&sort=-id")
+        assert [item["id"] for item in page.json()["data"]][:2] == [30, 29]
+        assert page.json()["meta"] == {"total": 30, "limit": 20, "offset": 0}
+        assert page.headers["X-Total-Count"] == "30"
+        assert page.headers["Link"] == '</itens?limit=20&offset=20>; rel="next"'
+        assert "Link" not in client.get("/itens?limit=20&offset=20").headers
+        assert client.put("/itens/3", json={"nome": "X", "preco": 1}).json()["data"]["version"] == 2
