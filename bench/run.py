@@ -12,23 +12,18 @@ Medians, ratios, CPU and RSS go to bench/results/latest.{json,md,png}.
 import argparse
 import asyncio
 import os
-import platform
 import re
 import shlex
 import signal
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 
-from bench import chart, procs, report, wrk
+from bench import chart, fixtures, procs, report, wrk
 from tests.integration.conftest import OUTPUT
 from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
@@ -58,69 +53,6 @@ def _args() -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown workloads {sorted(unknown)}; known: {','.join(wrk.WORKLOADS)}")
     return args
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True, check=False).stderr
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "nginx": nginx.strip().split("/")[-1],
-        "load_before": os.getloadavg()[0],
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-    info["summary"] = f"{info['cores']} x {cpu}, {info['memory_gb']} GB, Linux {info['kernel']}"
-    return info
-
-
-async def _seed(database_url: str, rows: int) -> None:
-    """rows items, ids 1..rows, straight into the migrated table: seconds, where HTTP takes
-    minutes. The item and page caches start empty, so neither holds anything stale."""
-    now = datetime.now(UTC)
-    price = [Decimal(n) + Decimal("0.99") for n in range(1, 1001)]
-    records = [
-        (f"Produto {n}", f"Descrição do produto {n}", price[n % 1000], "admin", now, now)
-        for n in range(1, rows + 1)
-    ]
-    columns = ["nome", "descricao", "preco", "owner", "created_at", "updated_at"]
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.copy_records_to_table("itens", records=records, columns=columns)
-        bounds = await conn.fetchrow("SELECT min(id), max(id), count(*) FROM itens")
-        first, last, count = bounds if bounds is not None else (None, None, 0)
-        # The page plans name ids 1..rows: a table that started non-empty would break them.
-        if (first, last, count) != (1, rows, rows):
-            raise RuntimeError(f"itens holds ids {first}..{last} ({count} rows), not 1..{rows}")
-        # Statistics and the visibility map now, not when autovacuum gets to them mid-run.
-        await conn.execute("VACUUM ANALYZE itens")
-    finally:
-        await conn.close()
-
-
-def _first_items(url: str, auth: dict[str, str], count: int) -> list[dict[str, Any]]:
-    """The first count items as the server renders them, walking its Link headers."""
-    items: list[dict[str, Any]] = []
-    path: str | None = f"/itens?limit={min(count, 500)}"
-    with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
-        while path and len(items) < count:
-            response = client.get(path).raise_for_status()
-            items += response.json()["data"]
-            link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link", ""))
-            path = link.group(1) if link else None
-    return items[:count]
 
 
 class Bench:
@@ -284,9 +216,11 @@ def _prepare(
     )
     token: str = login.raise_for_status().json()["data"]["access_token"]
     started = time.monotonic()
-    asyncio.run(_seed(stack.database_url, args.rows))
+    asyncio.run(fixtures.seed(stack.database_url, args.rows))
     print(f"seeded {args.rows} rows in {time.monotonic() - started:.1f} s", flush=True)
-    items = _first_items(stack.url("server"), {"Authorization": f"Bearer {token}"}, args.items)
+    items = fixtures.first_items(
+        stack.url("server"), {"Authorization": f"Bearer {token}"}, args.items
+    )
     items_file = workdir / "items.json"
     items_file.write_bytes(orjson.dumps(items))
     ports = (stack.ports["server"], stack.ports["server2"])
@@ -327,7 +261,7 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("*.log"):
         old.unlink()
-    info = machine()
+    info = fixtures.machine()
     redis_server = PrivateRedis(workdir)
     database = asyncio.run(create_database("bench"))
     stack = Stack(
