@@ -86,7 +86,7 @@ compose-test: sync ## Build the images, run docker-compose.yml end to end in a r
 	$(VENV_BIN)/pytest -q -p no:cacheprovider --timeout=1800 tests/compose
 
 # BENCH_DURATION, BENCH_CONNECTIONS, BENCH_RUNS (or ARGS="--duration 5 ...") shorten it.
-bench: sync system-deps ## wrk: our path against nginx and a bare app, side by side (PostgreSQL+Redis); ~9 min
+bench: sync system-deps ## wrk: our path against nginx and a bare app, side by side (PostgreSQL+Redis); ~17 min
 	PYTHONPATH=$(CURDIR) $(VENV_BIN)/python -m bench.run $(ARGS)
 
 bench-cache: sync system-deps ## Item-cache hit ratio of a Zipf read load through the gateway (PostgreSQL+Redis)

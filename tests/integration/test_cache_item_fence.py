@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from server.cache import ItemCache
+from server.cache import GENERATION_KEY, ROWS_GENERATION_KEY, ItemCache
 from svc_common.shared_cache import STATS_KEY, hits_field, misses_field
 
 
@@ -74,7 +74,7 @@ async def test_a_fill_loaded_before_a_write_is_not_stored_after_its_invalidation
         loaded = await table.load()
         # A writer commits version 2 and invalidates while this reader still holds version 1.
         table.version = 2
-        await cache.invalidate(1, 2)
+        await cache.invalidate(1, 2, added_or_removed=False)
         return loaded
 
     assert await cache.read(1, load_then_lose_the_race) == b'{"version": 1}'
@@ -88,8 +88,9 @@ async def test_invalidations_from_writers_finishing_out_of_order_keep_the_newest
 ) -> None:
     cache, table = _cache(client), Table()
     table.version = 3
-    await cache.invalidate(1, 3)
-    await cache.invalidate(1, 2)  # the slower of two writers reports last
+    await cache.invalidate(1, 3, added_or_removed=False)
+    # The slower of two writers reports last.
+    await cache.invalidate(1, 2, added_or_removed=False)
 
     async def stale() -> tuple[int, bytes] | None:
         return 2, b'{"version": 2}'
@@ -126,7 +127,8 @@ async def test_a_deleted_item_is_not_brought_back_by_a_reader_that_loaded_it_bef
     cache = _cache(client)
 
     async def load_then_see_it_deleted() -> tuple[int, bytes] | None:
-        await cache.invalidate(5, 1 + 1)  # the delete of version 1 commits meanwhile
+        # The delete of version 1 commits meanwhile.
+        await cache.invalidate(5, 1 + 1, added_or_removed=True)
         return 1, b'{"version": 1}'
 
     async def gone() -> tuple[int, bytes] | None:
@@ -146,12 +148,45 @@ async def test_reads_and_writes_go_on_without_redis_and_missed_invalidations_are
     async def unreachable(*_: Any, **__: Any) -> Any:
         raise RedisConnectionError("connection refused")
 
-    monkeypatch.setattr(writer, "_invalidate", unreachable)
+    monkeypatch.setattr(writer, "_send_invalidation", unreachable)
     table.version = 2
-    await writer.invalidate(1, 2)  # acknowledged although Redis could not be told
+    # Acknowledged although Redis could not be told.
+    await writer.invalidate(1, 2, added_or_removed=False)
     monkeypatch.setattr(writer, "_lookup_once", unreachable)
     assert await writer.read(1, table.load) == table.value(), "served from the database"
     monkeypatch.undo()
     writer._down_until = 0  # Redis is back
     assert await writer.read(1, table.load) == table.value()
     assert await reader.read(1, table.load) == table.value(), "the missed invalidation was replayed"
+
+
+async def test_an_update_moves_the_pages_on_but_keeps_the_unfiltered_total(client: Redis) -> None:
+    cache = _cache(client)
+
+    async def generations() -> list[int]:
+        return [int(await client.get(key) or 0) for key in (GENERATION_KEY, ROWS_GENERATION_KEY)]
+
+    pages, rows = await generations()
+    await cache.invalidate(1, 2, added_or_removed=False)
+    assert await generations() == [pages + 1, rows]
+    await cache.invalidate(1, 3, added_or_removed=True)
+    assert await generations() == [pages + 2, rows + 1]
+
+
+async def test_a_page_miss_is_given_the_total_a_page_of_the_same_filter_stored(
+    client: Redis,
+) -> None:
+    cache, tag = _cache(client), uuid.uuid4().hex
+    given: list[int | None] = []
+
+    async def load(total: int | None) -> tuple[bytes, int]:
+        given.append(total)
+        return b"7\n\n\n[]", 7
+
+    await cache.read_page(f"q={tag}&limit=1", f"q={tag}", load)
+    await cache.read_page(f"q={tag}&limit=2", f"q={tag}", load)
+    await cache.read_page(f"q={tag}&limit=1", f"q={tag}", load)  # a hit: not loaded
+    assert given == [None, 7]
+    await cache.invalidate(1, 2, added_or_removed=False)  # may change what the filter matches
+    await cache.read_page(f"q={tag}&limit=3", f"q={tag}", load)
+    assert given == [None, 7, None]

@@ -54,6 +54,7 @@ _PAGE_HIT, _PAGE_MISS, _PAGE_BYPASS = (
     PAGE_LOOKUPS.labels(result) for result in ("hit", "miss", "bypass")
 )
 GENERATION_KEY = f"cache:gen:{PAGE_NAMESPACE}"
+ROWS_GENERATION_KEY = f"cache:gen:{PAGE_NAMESPACE}:rows"
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
@@ -166,15 +167,17 @@ class ItemCache:
         prefix = data_key(f"{PAGE_NAMESPACE}:{key}:")
         count_prefix = data_key(f"{PAGE_NAMESPACE}:count:{filter_key}:")
         args = [prefix, hits_field(PAGE_NAMESPACE), misses_field(PAGE_NAMESPACE), count_prefix]
+        args.append("1" if not filter_key else "")
+        keys = [GENERATION_KEY, STATS_KEY, ROWS_GENERATION_KEY]
         try:
-            found = await self._run(self._page, [GENERATION_KEY, STATS_KEY], list(args))
+            found = await self._run(self._page, keys, list(args))
         except REDIS_ERRORS as exc:
             self._trip(exc)
             _PAGE_BYPASS.inc()
             return (await load(None))[0]
         self._mark_up()
         assert isinstance(found, list)
-        generation, stored, count = (bytes(part).decode("latin-1") for part in found)
+        generation, stored, count, counted = (bytes(part).decode("latin-1") for part in found)
         if stored:
             _PAGE_HIT.inc()
             return bytes(found[1])
@@ -185,7 +188,7 @@ class ItemCache:
             ("SET", prefix + generation, page, "PX", ttl)
         ]
         if not count:
-            commands.append(("SET", count_prefix + generation, total, "PX", ttl))
+            commands.append(("SET", count_prefix + counted, total, "PX", ttl))
         try:
             for outcome in await self._pipeline.run(*commands):
                 if isinstance(outcome, Exception):
@@ -224,14 +227,15 @@ class ItemCache:
                 self._trip(exc)
         return found[1] if found else None
 
-    async def invalidate(self, item_id: int, version: int) -> None:
-        """After a committed write of `version` (deletes pass the deleted version + 1)."""
+    async def invalidate(self, item_id: int, version: int, *, added_or_removed: bool) -> None:
+        """After a committed write of `version` (deletes pass the deleted version + 1);
+        `added_or_removed` for a create or a delete, which change how many items there are."""
         if self.redis is None:
             return
         # Tried even while reads skip Redis: a blip on this instance alone must not leave a
         # stale entry that the other instances would go on serving.
         try:
-            await self._send_invalidation(item_id, version)
+            await self._send_invalidation(item_id, version, added_or_removed=added_or_removed)
         except REDIS_ERRORS as exc:
             # Kept for replay; a later, newer invalidation of the same item does no harm to
             # it (fences only rise).
@@ -240,17 +244,22 @@ class ItemCache:
             return
         self._mark_up()
 
-    async def _send_invalidation(self, item_id: int, version: int) -> None:
+    async def _send_invalidation(
+        self, item_id: int, version: int, *, added_or_removed: bool
+    ) -> None:
         # In the round trip shared with the other writes and reads of the moment.
         data, fence, _ = self._keys(item_id)
-        keys = [data, fence, GENERATION_KEY]
-        await self._run(self._invalidate, keys, [version, self.fence_ms])
+        keys = [data, fence, GENERATION_KEY, ROWS_GENERATION_KEY]
+        args = [version, self.fence_ms, "1" if added_or_removed else ""]
+        await self._run(self._invalidate, keys, args)
 
     async def _replay(self) -> bool:
         """Send the invalidations Redis missed; False (and Redis counted as down) if that fails."""
         try:
             for item_id, version in list(self._pending.items()):
-                await self._send_invalidation(item_id, version)
+                # Whether it added or removed an item is not kept: moving the totals on
+                # too costs one count, never a wrong one.
+                await self._send_invalidation(item_id, version, added_or_removed=True)
                 if self._pending.get(item_id) == version:
                     del self._pending[item_id]
         except REDIS_ERRORS as exc:

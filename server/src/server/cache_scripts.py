@@ -34,7 +34,8 @@ end
 return stored
 """
 # After a commit: raise the fence to the committed version, drop the cached value, and move
-# the pages on to a new generation.
+# the pages on to a new generation; and the unfiltered total on to a new one of its own when
+# the write added or removed an item (ARGV[3] == '1').
 INVALIDATE = """
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tonumber(ARGV[1]) > fence then
@@ -42,16 +43,25 @@ if tonumber(ARGV[1]) > fence then
 end
 redis.call('DEL', KEYS[1])
 redis.call('INCR', KEYS[3])
+if ARGV[3] == '1' then
+  redis.call('INCR', KEYS[4])
+end
 return 1
 """
 # The current generation, the page stored under it (ARGV[1] .. generation), and the total of
-# the page's filter under it (ARGV[4] .. generation); '' for what is not stored.
+# the page's filter (ARGV[4] .. its generation); '' for what is not stored. Without a filter
+# (ARGV[5] == '1') the total only changes when an item is added or removed: it has the
+# generation of those (KEYS[3]), which an update leaves alone.
 PAGE = """
 local generation = redis.call('GET', KEYS[1]) or '0'
 local page = redis.call('GET', ARGV[1] .. generation)
 redis.call('HINCRBY', KEYS[2], page and ARGV[2] or ARGV[3], 1)
 if page then
-  return {generation, page, ''}
+  return {generation, page, '', ''}
 end
-return {generation, '', redis.call('GET', ARGV[4] .. generation) or ''}
+local counted = generation
+if ARGV[5] == '1' then
+  counted = 'rows' .. (redis.call('GET', KEYS[3]) or '0')
+end
+return {generation, '', redis.call('GET', ARGV[4] .. counted) or '', counted}
 """

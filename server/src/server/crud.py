@@ -78,9 +78,10 @@ class KeyReused(Exception):
     """An Idempotency-Key already created a different item."""
 
 
-async def _autocommit(session: AsyncSession) -> AsyncConnection:
-    # A write here is one statement: on its own it is atomic, and without BEGIN and COMMIT
-    # it costs one round trip instead of three.
+async def autocommit(session: AsyncSession) -> AsyncConnection:
+    """The session's connection without a transaction: each read or write here is one
+    statement, atomic on its own, and without BEGIN and COMMIT (or ROLLBACK) it costs one round
+    trip instead of three. Called first thing in a new session."""
     return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
@@ -96,7 +97,7 @@ async def create_item(
     now = utcnow()
     values = fields | {"owner": owner, "idempotency_key": idempotency_key}
     statement = insert(Item).values(**values, created_at=now, updated_at=now).returning(*COLUMNS)
-    connection = await _autocommit(session)
+    connection = await autocommit(session)
     try:
         return cast(ItemRow, (await connection.execute(statement)).one()), True
     except IntegrityError:
@@ -145,7 +146,7 @@ async def replace_item(
         .values(**data.model_dump(), version=Item.version + 1, updated_at=utcnow())
         .returning(*COLUMNS)
     )
-    connection = await _autocommit(session)
+    connection = await autocommit(session)
     return cast(ItemRow | None, (await connection.execute(statement)).first())
 
 
@@ -154,5 +155,5 @@ async def delete_item(
 ) -> ItemRow | None:
     """Remove an item; the deleted row, or None as replace_item() says."""
     statement = delete(Item).where(*_writable(item_id, user, versions)).returning(*COLUMNS)
-    connection = await _autocommit(session)
+    connection = await autocommit(session)
     return cast(ItemRow | None, (await connection.execute(statement)).first())

@@ -21,6 +21,7 @@ async def load_item(
 ) -> tuple[int, bytes] | None:
     """(version, JSON) of an item from the database, in a session of its own; None if absent."""
     async with sessions() as session:
+        await crud.autocommit(session)
         item = await crud.get_item(session, item_id=item_id)
         if item is None:
             return None
@@ -56,6 +57,7 @@ async def load_page(
 ) -> tuple[bytes, int]:
     """A listing from the database, encoded as the page cache stores it, and its total."""
     async with sessions() as session:
+        await crud.autocommit(session)
         rows, total = await crud.list_items(session, query=query, total=total)
     return Page.of(list(rows), total=total, query=query).encode(), total
 

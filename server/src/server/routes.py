@@ -117,7 +117,7 @@ async def create_item(
         message = "Item already created with this Idempotency-Key"
         return _written(item, message, status_code=201, Location=location, **_REPLAYED)
     # No entry to drop, but every listing may now include it.
-    await cache.invalidate(item.id, item.version)
+    await cache.invalidate(item.id, item.version, added_or_removed=True)
     return _written(item, "Item created", status_code=201, Location=location)
 
 
@@ -167,7 +167,7 @@ async def replace_item(
     )
     if updated is None:
         raise await _refusal(session, item_id=item_id, user=user, versions=versions)
-    await cache.invalidate(item_id, updated.version)
+    await cache.invalidate(item_id, updated.version, added_or_removed=False)
     return _written(updated, "Item updated")
 
 
@@ -191,5 +191,5 @@ async def delete_item(
     if gone is None:
         raise await _refusal(session, item_id=item_id, user=user, versions=versions)
     # The fence goes past the last version, so no reader can put the deleted item back.
-    await cache.invalidate(item_id, gone.version + 1)
+    await cache.invalidate(item_id, gone.version + 1, added_or_removed=True)
     return _written(gone, "Item deleted")
