@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help up sync sync-run system-deps lint typecheck unit integration deploy-check test compose-test bench bench-cache clean
+.PHONY: help up sync sync-run system-deps lint typecheck unit integration deploy-check docs test compose-test bench bench-cache clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ integration: sync system-deps ## Real processes on free ports, on PostgreSQL+Red
 
 deploy-check: sync system-deps ## Dockerfiles (hadolint), compose file, Kubernetes overlays and CI workflow, offline
 	$(VENV_BIN)/pytest -q tests/deploy
+
+# Material for MkDocs prints a banner about MkDocs 2.0 on every build unless told not to.
+docs: sync ## Build the documentation site into site/ (MkDocs, strict; open site/index.html)
+	NO_MKDOCS_2_WARNING=1 $(VENV_BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
 test: lint typecheck system-deps ## Everything: lint, types, unit, deployment checks and integration tests
 	$(VENV_BIN)/pytest -q

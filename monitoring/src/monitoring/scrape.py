@@ -75,7 +75,7 @@ def parse_metrics(text: str) -> Scrape:
 
 
 def _backend_sample(scrape: Scrape, name: str, labels: dict[str, str], value: float) -> None:
-    """Per-backend series, whatever the balancer calls them (see README, Monitoring)."""
+    """Per-backend series, whatever the balancer calls them (see docs/monitoring.md)."""
     backend = labels["backend"]
     if name.endswith("requests_total"):
         scrape.backend_requests[backend] = scrape.backend_requests.get(backend, 0.0) + value

@@ -6,7 +6,7 @@ straight from the HTTP parser (svc_common.serving.protocol), answered by `handle
 is a thin adapter: the policy it applies (admission, rate limits, forwarding, failures) is
 the same code the service's ASGI middleware calls. Why: a forwarding hop through Starlette's
 middleware and an HTTP client costs a few hundred microseconds of CPU, mostly in layers a
-plain forward does not need.
+plain forward does not need (docs/adr/0001-a-lane-below-asgi.md).
 """
 
 import asyncio

@@ -63,7 +63,8 @@ def _glibc() -> Any:
 
 
 def fixed_mmap_threshold() -> None:
-    """Blocks over 256 KiB come from, and go straight back to, the OS.
+    """Blocks over 256 KiB come from, and go straight back to, the OS
+    (docs/adr/0005-malloc-settings.md).
 
     glibc raises its mmap threshold after a big block is freed, so the next one lands in
     the heap and stays there: each worker thread that hashed a password (argon2 takes
@@ -84,7 +85,7 @@ def release_free_memory() -> None:
 
 def settle_garbage_collector() -> None:
     """Leave what start-up built out of every later collection, and collect young objects
-    less often.
+    less often (why, with figures: docs/adr/0004-gc-freezing.md).
 
     A full collection walks every tracked object: under load the balancer ran one every few
     seconds over the ~75,000 objects of its modules, app and schemas, a 40 ms pause each
