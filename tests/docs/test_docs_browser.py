@@ -2,39 +2,22 @@
 from another host; screenshots of the home and architecture pages go to test-output/docs/."""
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, ViewportSize, expect
 
-from tests.deploy.tools import missing
+from tests.browser import headless_chromium
 from tests.docs.conftest import OUTPUT
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Debian's Chromium, never a downloaded browser; quiet and offline.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 1000}
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium driven by Playwright."""
-    if not CHROMIUM.exists():
-        missing(f"{CHROMIUM} (Debian package chromium, make system-deps)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with headless_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def open_page(browser: Browser, url: str, problems: list[str]) -> Page:

@@ -85,6 +85,26 @@ def free_port() -> int:
     raise RuntimeError("no free port found in 20000-32000")
 
 
+def start_refused(
+    module: str, env: dict[str, str], workdir: Path
+) -> "subprocess.CompletedProcess[str]":
+    """Run a service that should refuse to start, outside dev mode: its exit and output.
+
+    workdir holds no .env file, so only `env` (over the scrubbed environment) configures it.
+    """
+    base = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    base |= {"DEV_MODE": "false", "PORTA": str(free_port()), "DATABASE_URL": "sqlite:///:memory:"}
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env=base | env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @dataclass
 class Stack:
     """One running system: six processes sharing a database and (maybe) Redis."""

@@ -1,9 +1,6 @@
 """Accounts outside dev mode: no published password, a first admin, password changes."""
 
-import os
 import secrets
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +10,7 @@ import pytest
 
 from tests.integration.conftest import OUTPUT
 from tests.integration.gateways import bearer, gateways, token_for
-from tests.integration.stack import SCRUBBED, Stack, free_port
+from tests.integration.stack import Stack, start_refused
 
 FIRST_ADMIN = secrets.token_urlsafe(18)
 
@@ -46,24 +43,10 @@ def test_outside_dev_mode_the_published_passwords_fail_and_the_first_admin_logs_
 def test_a_gateway_without_a_strong_first_admin_password_refuses_to_start_with_one_line(
     password: str | None, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env |= {
-        "DEV_MODE": "false",
-        "SECRET_KEY": secrets.token_hex(32),
-        "PORTA": str(free_port()),
-        "DATABASE_URL": "sqlite:///:memory:",
-    }
+    env = {"SECRET_KEY": secrets.token_hex(32)}
     if password is not None:
         env["FIRST_ADMIN_PASSWORD"] = password
-    result = subprocess.run(
-        [sys.executable, "-m", "api_gateway"],
-        env=env,
-        cwd=tmp_path,  # no stray .env file
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_refused("api_gateway", env, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -3,44 +3,25 @@
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.integration.conftest import IN_CI, OUTPUT
+from tests.browser import headless_chromium
+from tests.integration.conftest import OUTPUT
 from tests.integration.stack import SERVICES, Stack
 
 pytestmark = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Debian's Chromium, never a downloaded browser; quiet and offline.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = OUTPUT / "monitoring-dashboard.png"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless Chromium driven by Playwright."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} missing (Debian package chromium, see scripts/debian-packages.txt)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def make_traffic(stack: Stack, token: str) -> None:
