@@ -7,13 +7,21 @@ per-command work (taking a connection, the retry wrapper, the timeout) is paid p
 """
 
 import asyncio
+import contextlib
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 Command = tuple[Any, ...]
 # (the commands of one caller, the caller's future for their answers)
 _Entry = tuple[tuple[Command, ...], "asyncio.Future[list[Any]]"]
+
+
+def _fail(batch: list[_Entry], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
 
 
 class AutoPipeline:
@@ -55,10 +63,15 @@ class AutoPipeline:
                 pipe.execute_command(*command)
         try:
             answers = await pipe.execute(raise_on_error=False)
+        except RuntimeError as exc:
+            # uvloop refuses a write on a transport Redis has just closed with a RuntimeError,
+            # which redis-py neither translates nor drops the connection for: a lost connection.
+            with contextlib.suppress(Exception):
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
+            _fail(batch, RedisConnectionError(f"connection lost: {exc}"))
+            return
         except Exception as exc:  # every caller learns it and takes its own fallback
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(batch, exc)
             return
         except BaseException:
             for _, future in batch:
