@@ -1,0 +1,118 @@
+"""The running system of a bench run, and how one workload is driven over its cases."""
+
+import argparse
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import procs, report, wrk
+from tests.integration.conftest import OUTPUT
+from tests.integration.stack import Stack
+
+
+class Bench:
+    """The running stack plus nginx and the bare app, and what each run measured."""
+
+    def __init__(self, args: argparse.Namespace, stack: Stack, helpers: dict[str, Any]) -> None:
+        self.args = args
+        self.stack = stack
+        self.helpers = helpers
+        self.urls = {
+            "a": stack.url("server"),
+            "b": f"http://127.0.0.1:{helpers['nginx'].port}",
+            "c": stack.url("load_balancer"),
+            "d": stack.url("api_gateway"),
+            "e": f"http://127.0.0.1:{helpers['bare_app'].port}",
+            "f": f"http://127.0.0.1:{helpers['bare_pg'].port}",
+        }
+        self.pids = {name: [proc.pid] for name, proc in stack.procs.items()}
+        self.pids["nginx"] = procs.tree(helpers["nginx"].pid)
+        self.pids["bare_app"] = [helpers["bare_app"].pid]
+        self.pids["bare_pg"] = [helpers["bare_pg"].pid]
+        self.pids["redis"] = [helpers["redis"].proc.pid]
+        self.cpu: dict[str, dict[str, float]] = {name: {} for name in self.pids}
+        self.wall: dict[str, float] = {}
+
+    def cases(self, workload: str) -> list[str]:
+        """The cases the workload runs on, of those asked for."""
+        return [case for case in wrk.WORKLOADS[workload] if case in self.args.cases]
+
+    def new_generation(self, auth: dict[str, str]) -> None:
+        """Move the page cache on (a write does), so no page a run loaded answers the next."""
+        body = {"nome": "Produto generation", "preco": 1}
+        httpx.put(
+            f"{self.urls['a']}/itens/{self.args.rows}", json=body, headers=auth
+        ).raise_for_status()
+
+    def page_lookups(self) -> dict[str, float]:
+        """item_page_cache_lookups_total by result, summed over both servers."""
+        totals: dict[str, float] = {}
+        for service in ("server", "server2"):
+            text = self.stack.scrape(service).raise_for_status().text
+            for result, value in re.findall(
+                r'^item_page_cache_lookups_total\{result="(\w+)"\} (\S+)$', text, re.M
+            ):
+                totals[result] = totals.get(result, 0.0) + float(value)
+        return totals
+
+    def measure(self, case: str, script: Path, duration: float, record: bool) -> report.Run:
+        """One wrk run; CPU per service is added to the case's total when recorded."""
+        before = {name: procs.cpu_seconds(pids) for name, pids in self.pids.items()}
+        started = time.monotonic()
+        result = wrk.run(
+            self.urls[case],
+            script,
+            duration=duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+        )
+        if record:
+            self.wall[case] = self.wall.get(case, 0.0) + time.monotonic() - started
+            for name, pids in self.pids.items():
+                spent = procs.cpu_seconds(pids) - before[name]
+                self.cpu[name][case] = self.cpu[name].get(case, 0.0) + spent
+        return result
+
+    def workload(self, name: str, token: str, ids: list[int]) -> dict[str, Any]:
+        """Warm every case up once, then RUNS interleaved rounds over the cases."""
+        script = OUTPUT / "bench" / f"{name}.lua"
+        script.write_text(
+            wrk.script(name, ids, token, rows=self.args.rows, threads=self.args.threads)
+        )
+        auth = {"Authorization": f"Bearer {token}"}
+        distinct = name in wrk.DISTINCT
+        cases = self.cases(name)
+        before = self.page_lookups()
+        for case in cases:
+            if distinct:
+                self.new_generation(auth)
+            self.measure(case, script, self.args.warmup, record=False)
+        runs: dict[str, list[report.Run]] = {case: [] for case in cases}
+        for round_ in range(self.args.runs):
+            for case in cases:
+                if distinct:
+                    self.new_generation(auth)
+                result = self.measure(case, script, self.args.duration, record=True)
+                runs[case].append(result)
+                print(
+                    f"  {name} round {round_ + 1} case {case}: {result['rps']:.0f} req/s, "
+                    f"p99 {result['p99_ms']:.1f} ms, errors {int(result['errors'])}",
+                    flush=True,
+                )
+        after = self.page_lookups()
+        summaries = {case: report.summarize(r) for case, r in runs.items()}
+        return {
+            "cases": summaries,
+            "ratios": report.ratios(summaries),
+            "runs": runs,
+            # Warm-ups included: a hit in any run of a distinct workload spoils its figures.
+            "page_cache": {k: v - before.get(k, 0.0) for k, v in after.items()},
+            "distinct": distinct,
+        }
+
+    def memory(self) -> dict[str, tuple[float, float]]:
+        """(RSS, peak RSS) per service now."""
+        return {name: procs.memory_mb(pids) for name, pids in self.pids.items()}
