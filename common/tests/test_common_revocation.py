@@ -1,7 +1,9 @@
 """The revocation list in process (Redis-backed sharing is tested in tests/integration)."""
 
+import asyncio
 import time
 
+import pytest
 from svc_common.revocation import RevocationList
 
 
@@ -48,3 +50,28 @@ def test_pruning_forgets_cut_offs_that_outlived_every_token() -> None:
     revocations.prune(now)
     assert revocations.cutoffs == {}
     assert not revocations.is_revoked(f"cutoff:{now - 100!r}:ana")
+
+
+async def test_the_redis_follower_outlives_a_write_on_a_transport_redis_closed() -> None:
+    # uvloop's RuntimeError, which redis-py lets through, once ended the follower for good.
+    from svc_common.revocation_redis import RedisMirror  # noqa: PLC0415 - needs redis
+
+    mirror = RedisMirror(RevocationList(), "redis://127.0.0.1:1/0")
+    attempts = 0
+
+    class Subscription:
+        async def __aenter__(self) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 1:
+                raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+            raise asyncio.CancelledError  # the second attempt: enough to know it went on
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+    mirror.redis.pubsub = Subscription  # type: ignore[method-assign,assignment]
+    with pytest.raises(asyncio.CancelledError):
+        await mirror._follow()
+    assert attempts == 2
+    await mirror.redis.aclose()

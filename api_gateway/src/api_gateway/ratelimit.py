@@ -21,11 +21,11 @@ from limits.errors import StorageError
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from starlette.responses import Response
 from svc_common.auth import Principal
 from svc_common.autopipeline import AutoPipeline
 from svc_common.envelope import error_response
+from svc_common.redis_lost import REDIS_LOST
 
 from api_gateway.counters import SyncedCounters
 
@@ -208,7 +208,7 @@ class RateLimiter:
         if self._redis_usable():
             try:
                 await cast(Storage, self.redis).clear(storage_key)
-            except (StorageError, RedisError, OSError) as exc:
+            except (StorageError, *REDIS_LOST) as exc:
                 self._redis_failed(exc)
 
     async def ping(self) -> dict[str, str]:
@@ -243,6 +243,6 @@ class RateLimiter:
                     if isinstance(answer, Exception):
                         raise answer
                 return int(count)
-            except (StorageError, RedisError, OSError, TimeoutError) as exc:
+            except (StorageError, *REDIS_LOST) as exc:
                 self._redis_failed(exc)
         return await self.memory.incr(key, window, amount)

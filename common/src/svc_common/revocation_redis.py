@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+
+from svc_common.redis_lost import REDIS_LOST
 
 if TYPE_CHECKING:  # the list imports this module when it needs it, not the other way
     from svc_common.revocation import RevocationList
@@ -58,7 +59,7 @@ class RedisMirror:
                 pipe.zadd(KEY, {token_id: until}, nx=True)
                 pipe.publish(CHANNEL, f"{token_id} {until}")
                 added, _ = await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_LOST as exc:
             log.warning("revocation not shared yet (Redis unavailable): %s", exc)
             self._unshared.add(token_id)
             return fresh
@@ -66,7 +67,7 @@ class RedisMirror:
 
     async def start(self) -> None:
         """Load what Redis knows (briefly), then follow it in the background."""
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*REDIS_LOST):
             await asyncio.wait_for(self._sync(), timeout=2.0)
         self._follower = asyncio.create_task(self._follow(), name="revocations")
 
@@ -121,7 +122,7 @@ class RedisMirror:
                     await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError) as exc:
+            except REDIS_LOST as exc:
                 if self.connected:
                     log.warning("revocation list lost Redis, retrying: %s", exc)
                 self.connected = False

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 from svc_common.autopipeline import AutoPipeline
+from svc_common.redis_lost import REDIS_LOST as REDIS_ERRORS
 from svc_common.shared_cache import (
     ITEM_NAMESPACE,
     PAGE_NAMESPACE,
@@ -55,7 +56,6 @@ _PAGE_HIT, _PAGE_MISS, _PAGE_BYPASS = (
 )
 GENERATION_KEY = f"cache:gen:{PAGE_NAMESPACE}"
 ROWS_GENERATION_KEY = f"cache:gen:{PAGE_NAMESPACE}:rows"
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 Loader = Callable[[], Awaitable[tuple[int, bytes] | None]]
