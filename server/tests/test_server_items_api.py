@@ -5,21 +5,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from server.config import ServerSettings
-from server.main import build_app
+from server_apps import running_server
 
-from conftest import TEST_KEY, TokenFactory
+from conftest import TokenFactory
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = ServerSettings(
-        service_name="server2",
-        secret_key=TEST_KEY,
-        database_url=f"sqlite:///{tmp_path}/items.db",
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    with TestClient(build_app(settings)) as test_client:
+    with running_server(tmp_path) as test_client:
         yield test_client
 
 

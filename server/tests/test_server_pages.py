@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from server.cache import ItemCache
-from server.config import ServerSettings
 from server.lane import ItemReadLane
-from server.main import build_app
 from server.pages import encode_cursor, item_json
 from server.schemas import ItemOut
+from server_apps import running_server, server_settings
 from svc_common.auth import TokenVerifier
 from svc_common.database import create_engine, session_factory
 from svc_common.serving.lane import LaneRequest
@@ -26,17 +25,9 @@ from conftest import TEST_KEY, TokenFactory
 NEXT = re.compile(r'^<(/itens\?[^>]+)>; rel="next"$')
 
 
-def settings_for(tmp_path: Path) -> ServerSettings:
-    return ServerSettings(
-        secret_key=TEST_KEY,
-        database_url=f"sqlite:///{tmp_path}/items.db",
-        _env_file=None,  # type: ignore[call-arg]
-    )
-
-
 @pytest.fixture
 def client(tmp_path: Path, make_token: TokenFactory) -> Iterator[TestClient]:
-    with TestClient(build_app(settings_for(tmp_path))) as test_client:
+    with running_server(tmp_path) as test_client:
         test_client.headers["Authorization"] = f"Bearer {make_token()}"
         yield test_client
 
@@ -160,7 +151,7 @@ async def test_the_lane_and_the_route_answer_a_listing_alike(
     if query.endswith("cursor="):
         link = client.get("/itens?limit=2").headers["link"]
         query += NEXT.match(link).group(1).rsplit("cursor=", 1)[1]  # type: ignore[union-attr]
-    engine = create_engine(settings_for(tmp_path))
+    engine = create_engine(server_settings(tmp_path))
     lane = ItemReadLane(
         verifier=TokenVerifier(TEST_KEY),
         cache=ItemCache(None, ttl=30),
