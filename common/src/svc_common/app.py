@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
 from starlette.types import Lifespan
 
+from svc_common import tracing
 from svc_common.auth import TokenVerifier
 from svc_common.docs import OpenAPIProvider, install_docs
 from svc_common.envelope import install_error_handlers
@@ -44,6 +45,7 @@ def create_app(
     (shared through REDIS_URL when set); pass `token_verifier` to use one built already.
     """
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    tracing.configure(settings.service_name)
     tuning.fixed_mmap_threshold()
     if token_verifier is None and isinstance(settings, AuthSettings):
         token_verifier = TokenVerifier(
@@ -60,6 +62,9 @@ def create_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # Our spans are the lane's and the ASGI path's alike (svc_common.tracing); FastAPI's
+        # own would add a second server span per request, on the ASGI path only.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.health_checks = []

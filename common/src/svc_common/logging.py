@@ -9,6 +9,8 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 
+from svc_common import tracing
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # Loggers whose lines are batched per event-loop iteration: the one line every request logs.
 ACCESS_LOGGER = "access"
@@ -37,6 +39,8 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.request_id = request_id_var.get()
+        if tracing.ENABLED:
+            record.__dict__.update(tracing.log_ids())
         return True
 
 

@@ -6,8 +6,10 @@ import re
 import secrets
 import time
 
+from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from svc_common import tracing
 from svc_common.logging import log_access, request_id_var
 from svc_common.metrics import observe
 
@@ -40,10 +42,15 @@ def finished(
     log_extra: dict[str, object] | None,
     access_log: bool,
     request_id: str | None = None,
+    span: Span | None = None,
 ) -> None:
-    """What every request leaves behind, on the ASGI path and the fast lane: its metrics and
-    its access line (request_id: when called outside the request's context)."""
+    """What every request leaves behind, on the ASGI path and the fast lane: its metrics, its
+    span's end and its access line (request_id, span: when called outside the request's
+    context)."""
     observe(method, route, status, seconds)
+    if span is not None:
+        tracing.finish(span, method, route, status, log_extra)
+        log_extra = {**(log_extra or {}), **tracing.log_ids(span)}
     if access_log:
         log_access(
             logging.DEBUG if path in QUIET_PATHS else logging.INFO,
@@ -56,6 +63,16 @@ def finished(
 def served_by_headers(name: str | None) -> tuple[tuple[bytes, bytes], ...]:
     """X-Served-By, which every answer of a server instance carries (both paths)."""
     return ((b"x-served-by", name.encode()),) if name else ()
+
+
+def trace_start(
+    method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
+) -> Span | None:
+    """The request's server span when traces are on; polled paths get none (a probe every
+    few seconds would bury the traces people look for)."""
+    if not tracing.ENABLED or path in QUIET_PATHS:
+        return None
+    return tracing.start(method, path, route, headers)
 
 
 def route_template(scope: Scope) -> str:
@@ -80,6 +97,15 @@ class RequestContextMiddleware:
         request_id = request_id_from(scope["headers"])
         token = request_id_var.set(request_id)
         id_header = (b"x-request-id", request_id.encode())
+        extra_headers = list(self.extra_headers)
+        # A lane request handed over (TO_ASGI) brings the span the lane started.
+        span = scope.get(tracing.SCOPE_KEY) or trace_start(
+            scope["method"], scope["path"], "unmatched", scope["headers"]
+        )
+        trace_token = None
+        if span is not None:
+            trace_token = tracing.attach(span)
+            extra_headers += tracing.headers(span)
         status = 500
         start = time.perf_counter()
 
@@ -89,7 +115,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = [h for h in message.get("headers", ()) if h[0] != b"x-request-id"]
                 headers.append(id_header)
-                headers.extend(self.extra_headers)
+                headers.extend(extra_headers)
                 message["headers"] = headers
             await send(message)
 
@@ -105,5 +131,8 @@ class RequestContextMiddleware:
                 # A proxy adds what it knows, e.g. the balancer's backend.
                 log_extra=scope.get("access_log_extra"),
                 access_log=self.access_log,
+                span=span,
             )
+            if trace_token is not None:
+                tracing.detach(trace_token)
             request_id_var.reset(token)

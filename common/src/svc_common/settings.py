@@ -1,10 +1,13 @@
 """Settings base shared by every service (pydantic-settings, seed env names)."""
 
+import os
 import sys
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from svc_common import tracing
 
 # Dev mode only: a key everyone knows, which is why production refuses it.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
@@ -24,9 +27,17 @@ WELL_KNOWN_KEYS = frozenset(
 MIN_SECRET_LENGTH = 32
 MIN_METRICS_TOKEN = 16
 DEFAULT_DATABASE_URL = "sqlite:///./data/app.db"
+# Where Docker swarm (and Kubernetes, as a volume) mounts secrets, one file per value: a file
+# named after a setting (SECRET_KEY, in any case) sets it when its variable is unset.
+SECRETS_DIR = "/run/secrets"
 
 CommaList = Annotated[list[str], NoDecode]
 S = TypeVar("S", bound="ServiceSettings")
+
+
+def secrets_dir(path: str = SECRETS_DIR) -> str | None:
+    """The directory of secret files when it exists (pydantic-settings warns of a missing one)."""
+    return path if os.path.isdir(path) else None
 
 
 def split_commas(value: Any) -> Any:
@@ -40,9 +51,13 @@ class ServiceSettings(BaseSettings):
     """What every service reads from its environment."""
 
     # An empty variable means "the default" (compose passes every setting through, empty when
-    # .env leaves it unset).
+    # .env leaves it unset). A file under SECRETS_DIR sets what its variable leaves unset.
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,
+        secrets_dir=secrets_dir(),
     )
 
     service_name: str
@@ -69,6 +84,14 @@ class ServiceSettings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_METRICS_TOKEN:
             raise ValueError(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
         return value
+
+    @model_validator(mode="after")
+    def _tracing_possible(self) -> Self:
+        # The OTEL_* variables are the SDK's, read from the environment as it reads them.
+        found = tracing.problems(os.environ)
+        if found:
+            raise ValueError("; ".join(found))
+        return self
 
     @property
     def metrics_open(self) -> bool:

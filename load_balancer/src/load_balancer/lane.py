@@ -154,5 +154,6 @@ class BalancerLane(LaneHandler):
             client_ip=request.client_ip,
             scheme=request.scheme,
             request_id=request.request_id,
+            span=request.span,
             keep_forwarded=True,
         )

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from starlette.types import Receive, Scope, Send
 
+from svc_common import tracing
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.forwarding.pool import UpstreamPool
@@ -51,6 +52,7 @@ def upstream_headers(
         scheme=scope.get("scheme", "http"),
         request_id=request_id_var.get(),
         keep_forwarded=keep_forwarded,
+        span=tracing.current(),
     )
 
 

@@ -2,6 +2,10 @@
 
 from collections.abc import Iterable
 
+from opentelemetry.trace import Span
+
+from svc_common import tracing
+
 # RFC 9110 section 7.6.1, plus headers the client library or server sets itself.
 HOP_BY_HOP = frozenset(
     {
@@ -26,8 +30,9 @@ _NOT_FORWARDED_UP = HOP_BY_HOP | {
     b"x-forwarded-host",
     b"x-forwarded-proto",
 }
-# uvicorn writes its own date/server, and our middleware its own request id.
-_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
+# uvicorn writes its own date/server, and our middleware its own request id (and traceparent:
+# the client hears of this hop's span, not of the next one's).
+_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"date", b"server", b"x-request-id"} | tracing.TRACE_HEADERS
 
 
 def _hop_by_hop(base: frozenset[bytes], headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -49,11 +54,15 @@ def forward_headers(
     scheme: str,
     request_id: str,
     keep_forwarded: bool = False,
+    span: Span | None = None,
 ) -> list[tuple[bytes, bytes]]:
-    """End-to-end request headers plus X-Forwarded-For/-Proto/-Host and X-Request-ID."""
+    """End-to-end request headers plus X-Forwarded-For/-Proto/-Host and X-Request-ID, and
+    the traceparent of this hop's span when traces are on (else the client's goes on as is)."""
     # keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
     # -Proto it received, which describe the client's request, instead of its own.
     dropped = _hop_by_hop(_NOT_FORWARDED_UP, headers)
+    if span is not None:
+        dropped = dropped | tracing.TRACE_HEADERS
     out: list[tuple[bytes, bytes]] = []
     forwarded_for = b""
     host = b""
@@ -75,6 +84,8 @@ def forward_headers(
     if host:
         out.append((b"x-forwarded-host", host))
     out.append((b"x-request-id", request_id.encode("latin-1")))
+    if span is not None:
+        out += tracing.headers(span)
     return out
 
 

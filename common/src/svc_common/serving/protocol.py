@@ -16,9 +16,10 @@ from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from svc_common import tracing
 from svc_common.envelope import error_response
 from svc_common.health import mark_draining
-from svc_common.middleware import finished, request_id_from
+from svc_common.middleware import finished, request_id_from, trace_start
 from svc_common.serving.lane import (
     LANE,
     TO_ASGI,
@@ -105,7 +106,7 @@ class _LaneCycle:
             answer,
             request_id=request.request_id,
             default_headers=protocol.server_state.default_headers,
-            extra_headers=lane.extra_headers,
+            extra_headers=request.reply_headers(lane),
             keep_alive=self.keep_alive,
         )
         protocol.send_ready()
@@ -118,6 +119,7 @@ class _LaneCycle:
             log_extra=request.log_extra,
             access_log=lane.access_log,
             request_id=request.request_id,
+            span=request.span,
         )
 
 
@@ -268,6 +270,7 @@ class LaneProtocol(HttpToolsProtocol):
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
         request.request_id = request_id_from(request.headers)
+        request.span = trace_start("GET", request.path, request.route, request.headers)
         cycle = _LaneCycle(self, lane, request)
         self.cycle = cast(RequestResponseCycle, cycle)
         self._slots.append(cycle)
@@ -323,6 +326,8 @@ class LaneProtocol(HttpToolsProtocol):
             "state": self.app_state.copy(),
             **(request.scope_extra or {}),
         }
+        if request.span is not None:
+            scope[tracing.SCOPE_KEY] = request.span
 
         def answered() -> None:
             slot.response_complete = True
