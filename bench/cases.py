@@ -29,6 +29,10 @@ class Bench:
             "f": f"http://127.0.0.1:{helpers['bare_pg'].port}",
         }
         self.pids = {name: [proc.pid] for name, proc in stack.procs.items()}
+        traced: Stack | None = helpers.get("traced")
+        if traced is not None:
+            self.urls["g"] = traced.url("api_gateway")
+            self.pids |= {f"traced {name}": [proc.pid] for name, proc in traced.procs.items()}
         self.pids["nginx"] = procs.tree(helpers["nginx"].pid)
         self.pids["bare_app"] = [helpers["bare_app"].pid]
         self.pids["bare_pg"] = [helpers["bare_pg"].pid]

@@ -13,6 +13,12 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tests.integration.stack import Stack
+
+# Case g: the gateway's path again, with traces on as the issue prices them (10 % sampled).
+TRACED = ("server", "server2", "load_balancer", "api_gateway")
+TRACE_SAMPLING = 0.1
+
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
@@ -75,3 +81,23 @@ def first_items(url: str, auth: dict[str, str], count: int) -> list[dict[str, An
             link = re.match(r'<([^>]+)>; rel="next"', response.headers.get("Link", ""))
             path = link.group(1) if link else None
     return items[:count]
+
+
+def traced_stack(stack: Stack, endpoint: str) -> Stack:
+    """A second gateway, balancer and pair of servers over the same database and Redis (and
+    signing key: one token serves both), exporting TRACE_SAMPLING of traces to endpoint."""
+    workdir = stack.workdir / "traced"
+    workdir.mkdir(exist_ok=True)
+    env = stack.extra_env | {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(TRACE_SAMPLING),
+    }
+    return Stack(
+        "bench-traced",
+        workdir,
+        stack.database_url,
+        stack.redis_url,
+        extra_env=env,
+        secret_key=stack.secret_key,
+    )

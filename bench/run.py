@@ -27,6 +27,7 @@ from bench.cases import Bench
 from tests.integration.conftest import OUTPUT
 from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
+from tests.integration.otlp_receiver import OtlpReceiver
 from tests.integration.stack import Stack, free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,7 +45,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", "3")))
     parser.add_argument("--items", type=int, default=1000, help="items read by id, updated")
     parser.add_argument("--rows", type=int, default=int(env("BENCH_ROWS", "100000")))
-    parser.add_argument("--cases", default="".join(report.CASES), help="subset of abcdef")
+    parser.add_argument("--cases", default="".join(report.CASES), help="subset of abcdefg")
     parser.add_argument("--workloads", default=",".join(wrk.WORKLOADS))
     parser.add_argument("--rate-limit", default="1000000/minute", help="RATE_LIMIT in case d")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -148,15 +149,8 @@ def _exit_on_sigterm(signum: int, _: object) -> None:
     sys.exit(128 + signum)
 
 
-def main() -> int:
-    """Run everything; exit 1 when a judged ratio misses its target or any request failed."""
-    args = _args()
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    workdir = OUTPUT / "bench"
-    workdir.mkdir(parents=True, exist_ok=True)
-    for old in workdir.glob("*.log"):
-        old.unlink()
-    info = fixtures.machine()
+def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Start everything, run the workloads, stop everything: what was measured."""
     redis_server = PrivateRedis(workdir)
     database = asyncio.run(create_database("bench"))
     stack = Stack(
@@ -173,30 +167,58 @@ def main() -> int:
         },
     )
     helpers: dict[str, Any] = {"redis": redis_server}
+    # Case g's spans go to a real OTLP/HTTP receiver, which decodes every export.
+    receiver = OtlpReceiver() if "g" in args.cases else None
+    traced = fixtures.traced_stack(stack, receiver.endpoint) if receiver else None
     try:
         redis_server.start()
         stack.start_all()
         token, ids = _prepare(args, stack, helpers, workdir)
+        if receiver is not None and traced is not None:
+            receiver.__enter__()
+            traced.start_all(fixtures.TRACED)
+            helpers["traced"] = traced
         bench = Bench(args, stack, helpers)
         rest = bench.memory()
         workloads = _workloads(bench, token, ids)
-        services = _services(bench, rest)
+        measured = {"workloads": workloads, "services": _services(bench, rest)}
     finally:
         for helper in ("bare_pg", "bare_app", "nginx"):
             if helper in helpers:
                 helpers[helper].stop()
+        if traced is not None:
+            traced.stop_all()
         stack.stop_all()
         redis_server.stop()
         asyncio.run(drop_database(database))
+        if receiver is not None:
+            receiver.__exit__()
+    if receiver is not None:
+        measured["traces"] = {"sampling": fixtures.TRACE_SAMPLING, "spans": len(receiver.spans)}
+    return measured
+
+
+def main() -> int:
+    """Run everything; exit 1 when a judged ratio misses its target or any request failed."""
+    args = _args()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    workdir = OUTPUT / "bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("*.log"):
+        old.unlink()
+    info = fixtures.machine()
+    measured = _measure(args, workdir)
     info["load_after"] = os.getloadavg()[0]
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     settings["command"] = "python -m bench.run " + shlex.join(sys.argv[1:])
+    workloads, services = measured["workloads"], measured["services"]
     results = {
         "machine": info,
         "settings": settings,
         "workloads": workloads,
         "cross": report.cross_ratios(workloads),
         "services": services,
+        "traces": measured.get("traces"),
     }
     _write(results, args.out)
     print()

@@ -1,14 +1,17 @@
-"""svc_common.tracing: when traces are on, what a hop sends on, and the SQLAlchemy contract."""
+"""svc_common.tracing and tracing_setup: when traces are on, what a hop sends on and logs, and
+the contracts with the SDK and the SQLAlchemy instrumentation."""
 
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry import trace
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
-from sqlalchemy import create_engine, text
-from svc_common import tracing
+from sqlalchemy import Engine, create_engine, text
+from svc_common import tracing, tracing_setup
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
 
@@ -21,9 +24,13 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "ENABLED", True)
-    monkeypatch.setattr(tracing, "_provider", provider)
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    for name in ("ENABLED", "_tracer", "_follows_parent"):
+        monkeypatch.setattr(tracing, name, getattr(tracing, name))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    tracing.enable(
+        provider.get_tracer("test"),
+        follows_parent=tracing_setup.follows_parent(provider.sampler.get_description()),
+    )
     yield exporter
     provider.shutdown()
 
@@ -38,7 +45,7 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     ],
 )
 def test_traces_are_off_unless_an_exporter_is_asked_for(environ: dict[str, str]) -> None:
-    assert not tracing.wanted(environ)
+    assert not tracing_setup.wanted(environ)
 
 
 @pytest.mark.parametrize(
@@ -50,8 +57,8 @@ def test_traces_are_off_unless_an_exporter_is_asked_for(environ: dict[str, str])
     ],
 )
 def test_an_endpoint_or_an_exporter_turns_traces_on(environ: dict[str, str]) -> None:
-    assert tracing.wanted(environ)
-    assert tracing.problems(environ) == []
+    assert tracing_setup.wanted(environ)
+    assert tracing_setup.problems(environ) == []
 
 
 def test_a_service_refuses_to_start_with_an_exporter_it_does_not_have(
@@ -70,19 +77,26 @@ def test_with_traces_off_a_hop_passes_the_clients_traceparent_on_untouched() -> 
     assert (b"tracestate", b"vendor=1") in out
 
 
+def _ids(traceparent: bytes) -> tuple[str, str, str]:
+    version, trace_id, span_id, flags = traceparent.decode().split("-")
+    assert version == "00"
+    return trace_id, span_id, flags
+
+
 def test_with_traces_on_a_hop_names_its_own_span_as_the_parent_of_the_next(
     exported: InMemorySpanExporter,
 ) -> None:
     headers = [(b"traceparent", CLIENT_PARENT), (b"tracestate", b"vendor=1")]
-    span = tracing.start("GET", "/itens/7", "/itens/{id}", headers)
+    hop = tracing.start("GET", "/itens/7", "/itens/{id}", headers)
     out = dict(
-        forward_headers(headers, client_ip="10.0.0.1", scheme="http", request_id="r", span=span)
+        forward_headers(headers, client_ip="10.0.0.1", scheme="http", request_id="r", hop=hop)
     )
-    _, trace_id, parent_id, _ = out[b"traceparent"].decode().split("-")
-    assert trace_id == "0af7651916cd43dd8448eb211c80319c"
-    assert parent_id == f"{span.get_span_context().span_id:016x}"
+    trace_id, parent_id, flags = _ids(out[b"traceparent"])
+    assert (trace_id, flags) == ("0af7651916cd43dd8448eb211c80319c", "01")
+    assert hop.span is not None
+    assert parent_id == f"{hop.span.get_span_context().span_id:016x}"
     assert out[b"tracestate"] == b"vendor=1"
-    tracing.finish(span, "GET", "/itens/{id}", 200, {"backend": "http://s1:8002", "tries": 2})
+    tracing.finish(hop, "GET", "/itens/{id}", 200, {"backend": "http://s1:8002", "tries": 2})
     (finished,) = exported.get_finished_spans()
     assert finished.parent is not None
     assert f"{finished.parent.span_id:016x}" == "b7ad6b7169203331"
@@ -93,49 +107,96 @@ def test_with_traces_on_a_hop_names_its_own_span_as_the_parent_of_the_next(
     assert finished.attributes["http.response.status_code"] == 200
 
 
+def test_below_an_unsampled_caller_a_hop_records_nothing_but_still_names_a_span_of_its_own(
+    exported: InMemorySpanExporter,
+) -> None:
+    unsampled = CLIENT_PARENT[:-2] + b"00"
+    hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", unsampled)])
+    trace_id, span_id, flags = _ids(hop.traceparent)
+    assert (trace_id, flags) == ("0af7651916cd43dd8448eb211c80319c", "00")
+    assert span_id not in {"b7ad6b7169203331", "0" * 16}
+    assert hop.span is None
+    tracing.finish(hop, "GET", "/itens", 200, None)
+    assert exported.get_finished_spans() == ()
+    assert tracing.log_ids(hop) == {"trace_id": trace_id, "span_id": span_id}
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",  # 00 has no extra
+        b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # forbidden version
+        b"00-00000000000000000000000000000000-b7ad6b7169203331-01",  # zero trace id
+        b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",  # upper case
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",  # short parent id
+    ],
+)
+def test_a_bad_traceparent_starts_a_new_trace(
+    exported: InMemorySpanExporter, traceparent: bytes
+) -> None:
+    hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", traceparent)])
+    assert _ids(hop.traceparent)[0] != "0af7651916cd43dd8448eb211c80319c"
+
+
 def test_an_upstreams_traceparent_is_not_relayed_to_the_client() -> None:
     relayed = relayed_headers([(b"traceparent", CLIENT_PARENT), (b"etag", b'W/"1"')])
     assert relayed == [(b"etag", b'W/"1"')]
 
 
 def test_a_5xx_marks_the_server_span_as_an_error(exported: InMemorySpanExporter) -> None:
-    span = tracing.start("GET", "/itens", "/itens", [])
-    tracing.finish(span, "GET", "/itens", 503, None)
+    hop = tracing.start("GET", "/itens", "/itens", [])
+    tracing.finish(hop, "GET", "/itens", 503, None)
     (finished,) = exported.get_finished_spans()
     assert finished.status.status_code.name == "ERROR"
     assert finished.parent is None  # no traceparent came in: a new trace
 
 
-def test_log_ids_name_the_span_in_the_form_traceparent_uses(
-    exported: InMemorySpanExporter,
-) -> None:
-    span = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
-    ids = tracing.log_ids(span)
+def test_log_ids_name_the_span_as_traceparent_does(exported: InMemorySpanExporter) -> None:
+    hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
+    assert hop.span is not None
+    ids = tracing.log_ids(hop)
     assert ids["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
-    assert ids["span_id"] == f"{span.get_span_context().span_id:016x}"
-    span.end()
+    assert ids["span_id"] == f"{hop.span.get_span_context().span_id:016x}"
+    token = tracing.attach(hop)
+    try:
+        assert tracing.log_ids() == ids  # the current hop's, for lines logged in its context
+    finally:
+        tracing.detach(token)
+    assert tracing.log_ids() == {}
 
 
-def test_the_sqlalchemy_instrumentation_gives_a_client_span_per_statement_on_this_release(
-    exported: InMemorySpanExporter,
-) -> None:
-    # The instrumentation's release declares SQLAlchemy < 2.1; this pins that it works on ours.
-    engine = create_engine("sqlite://")
-    tracing.instrument_engine(engine)
-    span = tracing.start("GET", "/itens", "/itens", [])
-    token = tracing.attach(span)
+def _statements(
+    exported: InMemorySpanExporter, engine: Engine, traceparent: bytes
+) -> list[ReadableSpan]:
+    """The SELECT spans of one statement run under a hop of this caller."""
+    exported.clear()
+    hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", traceparent)])
+    token = tracing.attach(hop)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     finally:
         tracing.detach(token)
-        span.end()
+        tracing.finish(hop, "GET", "/itens", 200, None)
     # (it also traces taking the connection, as a span named "connect")
-    statements = [s for s in exported.get_finished_spans() if s.name.startswith("SELECT")]
-    assert len(statements) == 1, [s.name for s in exported.get_finished_spans()]
-    (statement,) = statements
-    assert statement.kind.name == "CLIENT"
-    assert statement.attributes is not None
-    assert statement.attributes.get("db.system") == "sqlite"
-    assert statement.parent is not None
-    assert statement.parent.span_id == span.get_span_context().span_id
+    return [s for s in exported.get_finished_spans() if s.name.startswith("SELECT")]
+
+
+def test_sqlalchemy_statements_are_client_spans_of_the_hop_unless_it_is_unsampled(
+    exported: InMemorySpanExporter,
+) -> None:
+    # The instrumentation's release declares SQLAlchemy < 2.1: this pins that it works on
+    # ours, and that it honours the API's suppression key, which attach() relies on.
+    engine = create_engine("sqlite://")
+    tracing_setup.instrument_engine(engine)
+    try:
+        (statement,) = _statements(exported, engine, CLIENT_PARENT)
+        server = next(s for s in exported.get_finished_spans() if s.kind.name == "SERVER")
+        assert statement.kind.name == "CLIENT"
+        assert statement.attributes is not None
+        assert statement.attributes.get("db.system") == "sqlite"
+        assert statement.parent is not None
+        assert statement.parent.span_id == server.context.span_id
+        assert _statements(exported, engine, CLIENT_PARENT[:-2] + b"00") == []
+    finally:
+        SQLAlchemyInstrumentor().uninstrument()

@@ -38,7 +38,14 @@ def test_summary_takes_medians_of_each_metric_and_sums_errors() -> None:
 
 def test_ratios_divide_median_rps_and_skip_missing_cases() -> None:
     cases = {c: report.summarize([_run(v)]) for c, v in {"a": 500, "b": 1000, "d": 520}.items()}
-    assert report.ratios(cases) == {"d/b": 0.52, "c/b": None, "a/e": None, "a/f": None}
+    assert report.ratios(cases) == {
+        "d/b": 0.52,
+        "c/b": None,
+        "a/e": None,
+        "a/f": None,
+        "g/b": None,
+        "g/d": None,
+    }
     assert report.ratio(1, 3) == 0.333
     assert report.ratio(1, 0) is None
 
@@ -192,7 +199,8 @@ def test_write_plans_create_distinct_items_and_spread_updates_over_every_item() 
 
 def test_each_workload_runs_on_known_cases_deep_pages_on_a_and_d() -> None:
     assert set("".join(wrk.WORKLOADS.values())) <= set(report.CASES)
-    assert wrk.WORKLOADS["get_item"] == "abcde"
+    # g: the gateway's path with traces on, priced on the read by id only
+    assert wrk.WORKLOADS["get_item"] == "abcdeg"
     assert wrk.WORKLOADS["page_first"] == wrk.WORKLOADS["page_deep"] == "ad"
     assert set("adef") <= set(wrk.WORKLOADS["write"])
     assert set(wrk.WORKLOADS) >= wrk.DISTINCT
@@ -223,3 +231,10 @@ def test_the_bare_app_creates_in_memory_and_lists_with_the_servers_headers() -> 
         assert page.headers["Link"] == '</itens?limit=20&offset=20>; rel="next"'
         assert "Link" not in client.get("/itens?limit=20&offset=20").headers
         assert client.put("/itens/3", json={"nome": "X", "preco": 1}).json()["data"]["version"] == 2
+
+
+def test_traces_failing_their_cost_bar_fail_the_verdict() -> None:
+    cases = {c: report.summarize([_run(v)]) for c, v in {"b": 1000, "d": 600, "g": 500}.items()}
+    results = {"workloads": {"get_item": {"cases": cases, "ratios": report.ratios(cases)}}}
+    assert report.ratios(cases)["g/d"] == 0.833
+    assert report.verdict(results) == ["get_item g/d = 0.833 < 0.9"]

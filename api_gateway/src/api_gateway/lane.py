@@ -122,7 +122,7 @@ class GatewayLane(LaneHandler):
             client_ip=request.client_ip,
             scheme=request.scheme,
             request_id=request.request_id,
-            span=request.span,
+            hop=request.hop,
         )
         return request_head(request.target, self.pool.host, headers)
 

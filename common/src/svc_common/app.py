@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.middleware import Middleware
 from starlette.types import Lifespan
 
-from svc_common import tracing
+from svc_common import tracing_setup
 from svc_common.auth import TokenVerifier
 from svc_common.docs import OpenAPIProvider, install_docs
 from svc_common.envelope import install_error_handlers
@@ -45,7 +45,7 @@ def create_app(
     (shared through REDIS_URL when set); pass `token_verifier` to use one built already.
     """
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
-    tracing.configure(settings.service_name)
+    tracing_setup.configure(settings.service_name)
     tuning.fixed_mmap_threshold()
     if token_verifier is None and isinstance(settings, AuthSettings):
         token_verifier = TokenVerifier(

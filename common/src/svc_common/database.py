@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from starlette.responses import Response
 
-from svc_common import tracing
+from svc_common import tracing_setup
 from svc_common.database_url import async_url, translating
 from svc_common.envelope import error_response
 from svc_common.settings import DEFAULT_DATABASE_URL, DatabaseSettings
@@ -48,7 +48,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        tracing.instrument_engine(engine)
+        tracing_setup.instrument_engine(engine)
         return engine
     engine = create_async_engine(
         url,
@@ -58,7 +58,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
-    tracing.instrument_engine(engine)
+    tracing_setup.instrument_engine(engine)
     return translating(engine)
 
 

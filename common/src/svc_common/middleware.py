@@ -6,12 +6,12 @@ import re
 import secrets
 import time
 
-from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from svc_common import tracing
 from svc_common.logging import log_access, request_id_var
 from svc_common.metrics import observe
+from svc_common.tracing import Hop
 
 # Polled every few seconds by monitors and probes: logged only at DEBUG to keep logs readable.
 QUIET_PATHS = frozenset({"/saude", "/livez", "/readyz", "/metrics"})
@@ -42,15 +42,15 @@ def finished(
     log_extra: dict[str, object] | None,
     access_log: bool,
     request_id: str | None = None,
-    span: Span | None = None,
+    hop: Hop | None = None,
 ) -> None:
     """What every request leaves behind, on the ASGI path and the fast lane: its metrics, its
-    span's end and its access line (request_id, span: when called outside the request's
+    span's end and its access line (request_id, hop: when called outside the request's
     context)."""
     observe(method, route, status, seconds)
-    if span is not None:
-        tracing.finish(span, method, route, status, log_extra)
-        log_extra = {**(log_extra or {}), **tracing.log_ids(span)}
+    if hop is not None:
+        tracing.finish(hop, method, route, status, log_extra)
+        log_extra = {**(log_extra or {}), **tracing.log_ids(hop)}
     if access_log:
         log_access(
             logging.DEBUG if path in QUIET_PATHS else logging.INFO,
@@ -67,8 +67,8 @@ def served_by_headers(name: str | None) -> tuple[tuple[bytes, bytes], ...]:
 
 def trace_start(
     method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
-) -> Span | None:
-    """The request's server span when traces are on; polled paths get none (a probe every
+) -> Hop | None:
+    """The request's hop of its trace when traces are on; polled paths get none (a probe every
     few seconds would bury the traces people look for)."""
     if not tracing.ENABLED or path in QUIET_PATHS:
         return None
@@ -99,13 +99,13 @@ class RequestContextMiddleware:
         id_header = (b"x-request-id", request_id.encode())
         extra_headers = list(self.extra_headers)
         # A lane request handed over (TO_ASGI) brings the span the lane started.
-        span = scope.get(tracing.SCOPE_KEY) or trace_start(
+        hop = scope.get(tracing.SCOPE_KEY) or trace_start(
             scope["method"], scope["path"], "unmatched", scope["headers"]
         )
         trace_token = None
-        if span is not None:
-            trace_token = tracing.attach(span)
-            extra_headers += tracing.headers(span)
+        if hop is not None:
+            trace_token = tracing.attach(hop)
+            extra_headers += tracing.headers(hop)
         status = 500
         start = time.perf_counter()
 
@@ -131,7 +131,7 @@ class RequestContextMiddleware:
                 # A proxy adds what it knows, e.g. the balancer's backend.
                 log_extra=scope.get("access_log_extra"),
                 access_log=self.access_log,
-                span=span,
+                hop=hop,
             )
             if trace_token is not None:
                 tracing.detach(trace_token)

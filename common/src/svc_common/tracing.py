@@ -1,196 +1,173 @@
-"""OpenTelemetry traces: one server span per hop, the same on the lane and the ASGI path.
+"""OpenTelemetry traces on the request path: one server span per hop, written once for the
+lane and the ASGI path (both call start() when a request arrives and finish() when it ends).
 
-Off unless the standard variables ask for it: OTEL_EXPORTER_OTLP_ENDPOINT (or
-OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), or OTEL_TRACES_EXPORTER=otlp|console; OTEL_SDK_DISABLED=true
-wins. Off, nothing here runs on a request: callers test ENABLED first, incoming traceparent
-headers pass through untouched, and no client library is instrumented. On, the SDK reads the
-rest of its configuration itself (OTEL_TRACES_SAMPLER and _ARG, OTEL_BSP_*, the exporter's
-OTEL_EXPORTER_OTLP_* headers, timeout and compression, OTEL_RESOURCE_ATTRIBUTES); spans leave
-over OTLP/HTTP (protobuf) in batches, from the SDK's own thread.
+Callers test ENABLED first (svc_common.tracing_setup sets it from OTEL_*): off, nothing here
+runs and a caller's traceparent passes through every hop untouched. On, each hop takes part in
+the caller's W3C trace (or starts one), sends its own traceparent to the next hop and back to
+the client, and names its trace and span in its log lines. Only a sampled request costs SDK
+objects: an unsampled one is a traceparent with a span id of this hop's, since under the
+default parentbased sampler nothing below an unsampled caller is ever recorded.
 """
 
-import os
-from collections.abc import Iterable, Mapping
+import random
+import re
+import secrets
+from collections.abc import Mapping
+from contextvars import ContextVar
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
-# Read on every request by both paths; set once, by configure().
 ENABLED = False
-_provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
-# Where the ASGI scope carries a span the lane started, for a request it hands over (TO_ASGI).
-SCOPE_KEY = "otel_span"
-# Headers a span's context is written to, upstream and back to the client.
+_follows_parent = False
+# Where the ASGI scope carries the hop the lane started, for a request it hands over (TO_ASGI).
+SCOPE_KEY = "trace_hop"
+# What a hop writes for the next one (and the client); an upstream's are not relayed down.
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+# version-trace id-parent id-flags, lower-case hex (W3C Trace Context).
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZEROS = frozenset({b"0" * 32, b"0" * 16})
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
+# Span ids need to be unique, not secret (the SDK's generator uses random too).
+_ids = random.Random(secrets.randbits(64))  # noqa: S311
 
 
-def wanted(environ: Mapping[str, str]) -> bool:
-    """Whether the OTEL_* variables ask for traces."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter:
-        return exporter != "none"
-    return bool(
-        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+class Hop:
+    """This hop's part in one request's trace: the traceparent naming its span (sent on and
+    answered with), the caller's tracestate, and the SDK's span when the trace is sampled."""
+
+    __slots__ = ("span", "traceparent", "tracestate")
+
+    def __init__(self, traceparent: bytes, tracestate: bytes | None, span: Span | None) -> None:
+        self.traceparent = traceparent
+        self.tracestate = tracestate
+        self.span = span
 
 
-def problems(environ: Mapping[str, str]) -> list[str]:
-    """Why the OTEL_* variables cannot be honoured (settings refuse to start on these)."""
-    if not wanted(environ):
-        return []
-    found = []
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
-    if exporter not in {"otlp", "console"}:
-        found.append(f"OTEL_TRACES_EXPORTER={exporter}: use otlp, console or none")
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        protocol = environ.get(name, "http/protobuf").strip().lower() or "http/protobuf"
-        if protocol != "http/protobuf":
-            found.append(f"{name}={protocol}: only http/protobuf (OTLP/HTTP) is supported")
-    return found
+_current: ContextVar[Hop | None] = ContextVar("trace_hop", default=None)
 
 
-def _exporter(environ: Mapping[str, str]) -> SpanExporter:
-    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
-        return ConsoleSpanExporter()
-    # Imported only when traces are on, as the instrumentations: each costs about a quarter
-    # of a second at start and the memory of what it pulls in (protobuf, wrapt).
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter,
-    )
-
-    return OTLPSpanExporter()
+def enable(tracer: trace.Tracer, *, follows_parent: bool) -> None:
+    """Traces on, from here on (tracing_setup.configure)."""
+    global ENABLED, _tracer, _follows_parent
+    _tracer, _follows_parent, ENABLED = tracer, follows_parent, True
 
 
-def configure(service: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """Turn traces on for this process when the environment asks (once; later calls keep the
-    first provider). Returns ENABLED."""
-    global ENABLED, _tracer, _provider  # noqa: PLW0603 - one provider per process, as the SDK's
-    if ENABLED or not wanted(environ):
-        return ENABLED
-    # An empty variable means the default, as in our settings (compose passes every variable
-    # through, empty when .env leaves it out); the SDK would log it as a bad value.
-    for name in [name for name, value in os.environ.items() if name.startswith("OTEL_")]:
-        if not os.environ[name].strip():
-            del os.environ[name]
-    # OTEL_SERVICE_NAME, when set, names the service; else SERVICE_NAME (server, server2, ...).
-    attributes = {} if environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
-    provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(_exporter(environ)))
-    trace.set_tracer_provider(provider)
-    _provider, _tracer = provider, provider.get_tracer("svc_common")
-    from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: PLC0415
-
-    RedisInstrumentor().instrument(tracer_provider=provider)
-    ENABLED = True
-    return True
+def _caller(headers: list[tuple[bytes, bytes]]) -> tuple[re.Match[bytes] | None, bytes | None]:
+    """The caller's traceparent (parsed, None when absent or invalid) and its tracestate."""
+    parent = state = None
+    for name, value in headers:
+        if name == b"traceparent":
+            parent = value
+        elif name == b"tracestate":
+            state = value if state is None else state + b"," + value
+    match = _TRACEPARENT.fullmatch(parent) if parent is not None else None
+    if match is None:
+        return None, None
+    version, trace_id, span_id, _, rest = match.groups()
+    # ff is forbidden; version 00 has nothing after the flags (later versions may).
+    if version == b"ff" or (version == b"00" and rest) or trace_id in _ZEROS or span_id in _ZEROS:
+        return None, None
+    return match, state
 
 
-def instrument_engine(engine: object) -> None:
-    """Client spans for every statement of this SQLAlchemy engine (its sync_engine)."""
-    if not ENABLED:
-        return
-    from opentelemetry.instrumentation.sqlalchemy import (  # noqa: PLC0415
-        SQLAlchemyInstrumentor,
-    )
-
-    sync_engine = getattr(engine, "sync_engine", engine)
-    # Its release declares SQLAlchemy < 2.1; the events it hooks are unchanged in 2.1, which
-    # common/pyproject.toml bounds and test_common_tracing checks.
-    SQLAlchemyInstrumentor().instrument(
-        engine=sync_engine, tracer_provider=_provider, enable_commenter=False, skip_dep_check=True
-    )
-
-
-class _HeaderGetter(Getter[Iterable[tuple[bytes, bytes]]]):
-    """Reads propagation headers from raw (lower-case name, value) pairs."""
-
-    def get(self, carrier: Iterable[tuple[bytes, bytes]], key: str) -> list[str] | None:
-        name = key.encode()
-        found = [value.decode("latin-1") for header, value in carrier if header == name]
-        return found or None
-
-    def keys(self, carrier: Iterable[tuple[bytes, bytes]]) -> list[str]:
-        return [header.decode("latin-1") for header, _ in carrier]
-
-
-_GETTER = _HeaderGetter()
-
-
-def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Span:
-    """The server span of one request, child of the caller's traceparent if it sent one."""
+def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Hop:
+    """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
     assert _tracer is not None, "start() is called only when ENABLED"
-    parent = propagate.extract(headers, getter=_GETTER)
-    span = _tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
-    if span.is_recording():
-        span.set_attributes({"http.request.method": method, "url.path": path, "http.route": route})
-    return span
+    parent, state = _caller(headers)
+    if parent is not None:
+        _, trace_id, span_id, flags, _ = parent.groups()
+        if _follows_parent and not int(flags, 16) & TraceFlags.SAMPLED:
+            return Hop(b"00-%s-%016x-%s" % (trace_id, _ids.getrandbits(64), flags), state, None)
+        caller = SpanContext(
+            int(trace_id, 16),
+            int(span_id, 16),
+            is_remote=True,
+            trace_flags=TraceFlags(int(flags, 16)),
+            trace_state=TraceState.from_header([state.decode("latin-1")]) if state else None,
+        )
+        context = trace.set_span_in_context(NonRecordingSpan(caller))
+    else:
+        context = None
+    span = _tracer.start_span(
+        f"{method} {route}",
+        context=context,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": path, "http.route": route},
+    )
+    own = span.get_span_context()
+    traceparent = b"00-%032x-%016x-%02x" % (own.trace_id, own.span_id, own.trace_flags)
+    return Hop(traceparent, state, span if span.is_recording() else None)
 
 
 def finish(
-    span: Span, method: str, route: str, status: int, extra: Mapping[str, object] | None
+    hop: Hop, method: str, route: str, status: int, extra: Mapping[str, object] | None
 ) -> None:
-    """End the span with the route template (known only now on the ASGI path), the answer's
-    status and what a proxy reports (the backend chosen, how many tries)."""
-    if span.is_recording():
-        span.update_name(f"{method} {route}")
-        span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
-        for key, value in (extra or {}).items():
-            name = _ATTRIBUTES.get(key)
-            if name is not None and isinstance(value, str | int):
-                span.set_attribute(name, value)
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
+    """End the hop's span with the route template (known only now on the ASGI path), the
+    answer's status and what a proxy reports (the backend chosen, how many tries)."""
+    span = hop.span
+    if span is None:
+        return
+    span.update_name(f"{method} {route}")
+    attributes: dict[str, str | int] = {"http.route": route, "http.response.status_code": status}
+    for key, value in (extra or {}).items():
+        name = _ATTRIBUTES.get(key)
+        if name is not None and isinstance(value, str | int):
+            attributes[name] = value
+    span.set_attributes(attributes)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
     span.end()
 
 
-def in_context(span: Span) -> Context:
-    """A context whose current span is this one (for the task that answers the request)."""
-    return trace.set_span_in_context(span)
+def headers(hop: Hop) -> list[tuple[bytes, bytes]]:
+    """traceparent (and tracestate) naming this hop's span, for the next hop or the client:
+    W3C trace context, whatever OTEL_PROPAGATORS says (baggage passes through untouched)."""
+    if hop.tracestate:
+        return [(b"traceparent", hop.traceparent), (b"tracestate", hop.tracestate)]
+    return [(b"traceparent", hop.traceparent)]
 
 
-def attach(span: Span) -> object:
-    """Make span current in this context; detach(token) undoes it."""
-    return otel_context.attach(trace.set_span_in_context(span))
+def attach(hop: Hop) -> tuple[object, object]:
+    """Make the hop current in this context: its database and Redis calls become children of
+    its span and its log lines carry its ids. Unsampled, the client instrumentations stay
+    quiet (they would build spans only to drop them). detach(token) undoes it."""
+    if hop.span is not None:
+        context = trace.set_span_in_context(hop.span)
+    else:
+        context = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)
+    return _current.set(hop), otel_context.attach(context)
 
 
-def detach(token: object) -> None:
+def detach(token: tuple[object, object]) -> None:
     """Undo attach()."""
-    otel_context.detach(token)  # type: ignore[arg-type]
+    ours, theirs = token
+    otel_context.detach(theirs)  # type: ignore[arg-type]
+    _current.reset(ours)  # type: ignore[arg-type]
 
 
-def current() -> Span | None:
-    """The span current in this context, when traces are on and there is one."""
-    if not ENABLED:
-        return None
-    span = trace.get_current_span()
-    return span if span.get_span_context().is_valid else None
+def current() -> Hop | None:
+    """The hop current in this context, when traces are on."""
+    return _current.get() if ENABLED else None
 
 
-def headers(span: Span) -> list[tuple[bytes, bytes]]:
-    """traceparent (and tracestate) naming span as the parent, for the next hop or the client."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
-    return [(name.encode(), value.encode("latin-1")) for name, value in carrier.items()]
-
-
-def log_ids(span: Span | None = None) -> dict[str, str]:
-    """trace_id and span_id of span (else of the current one) for a log line; {} without."""
-    if not ENABLED:
+def log_ids(hop: Hop | None = None) -> dict[str, str]:
+    """trace_id and span_id of the hop (else of the current one) for a log line; {} without."""
+    hop = hop or _current.get()
+    if hop is None:
         return {}
-    context = (span or trace.get_current_span()).get_span_context()
-    if not context.is_valid:
-        return {}
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    traceparent = hop.traceparent.decode("latin-1")
+    return {"trace_id": traceparent[3:35], "span_id": traceparent[36:52]}

@@ -154,6 +154,6 @@ class BalancerLane(LaneHandler):
             client_ip=request.client_ip,
             scheme=request.scheme,
             request_id=request.request_id,
-            span=request.span,
+            hop=request.hop,
             keep_forwarded=True,
         )

@@ -52,7 +52,7 @@ def upstream_headers(
         scheme=scope.get("scheme", "http"),
         request_id=request_id_var.get(),
         keep_forwarded=keep_forwarded,
-        span=tracing.current(),
+        hop=tracing.current(),
     )
 
 

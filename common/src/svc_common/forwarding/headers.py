@@ -2,8 +2,6 @@
 
 from collections.abc import Iterable
 
-from opentelemetry.trace import Span
-
 from svc_common import tracing
 
 # RFC 9110 section 7.6.1, plus headers the client library or server sets itself.
@@ -30,6 +28,8 @@ _NOT_FORWARDED_UP = HOP_BY_HOP | {
     b"x-forwarded-host",
     b"x-forwarded-proto",
 }
+# With traces on, a hop writes its own traceparent (naming its span) in place of the caller's.
+_NOT_FORWARDED_TRACED = _NOT_FORWARDED_UP | tracing.TRACE_HEADERS
 # uvicorn writes its own date/server, and our middleware its own request id (and traceparent:
 # the client hears of this hop's span, not of the next one's).
 _NOT_RELAYED_DOWN = HOP_BY_HOP | {b"date", b"server", b"x-request-id"} | tracing.TRACE_HEADERS
@@ -54,15 +54,13 @@ def forward_headers(
     scheme: str,
     request_id: str,
     keep_forwarded: bool = False,
-    span: Span | None = None,
+    hop: tracing.Hop | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """End-to-end request headers plus X-Forwarded-For/-Proto/-Host and X-Request-ID, and
     the traceparent of this hop's span when traces are on (else the client's goes on as is)."""
     # keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
     # -Proto it received, which describe the client's request, instead of its own.
-    dropped = _hop_by_hop(_NOT_FORWARDED_UP, headers)
-    if span is not None:
-        dropped = dropped | tracing.TRACE_HEADERS
+    dropped = _hop_by_hop(_NOT_FORWARDED_UP if hop is None else _NOT_FORWARDED_TRACED, headers)
     out: list[tuple[bytes, bytes]] = []
     forwarded_for = b""
     host = b""
@@ -84,8 +82,8 @@ def forward_headers(
     if host:
         out.append((b"x-forwarded-host", host))
     out.append((b"x-request-id", request_id.encode("latin-1")))
-    if span is not None:
-        out += tracing.headers(span)
+    if hop is not None:
+        out += tracing.headers(hop)
     return out
 
 

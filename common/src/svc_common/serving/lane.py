@@ -18,11 +18,11 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 import httptools
-from opentelemetry.trace import Span
 
 from svc_common import tracing
 from svc_common.envelope import error_response
 from svc_common.logging import request_id_var
+from svc_common.tracing import Hop
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class LaneRequest:
     __slots__ = (
         "client",
         "headers",
+        "hop",
         "log_extra",
         "note",
         "path",
@@ -62,7 +63,6 @@ class LaneRequest:
         "route",
         "scheme",
         "scope_extra",
-        "span",
     )
 
     def __init__(
@@ -89,7 +89,7 @@ class LaneRequest:
         # Added to the ASGI scope when the request goes the ASGI way after all (TO_ASGI).
         self.scope_extra: dict[str, object] | None = None
         # Its server span, when traces are on (svc_common.tracing).
-        self.span: Span | None = None
+        self.hop: Hop | None = None
 
     @classmethod
     def parsed(
@@ -130,9 +130,9 @@ class LaneRequest:
 
     def reply_headers(self, lane: "LaneHandler") -> tuple[tuple[bytes, bytes], ...]:
         """The lane's headers for every answer, plus this request's traceparent."""
-        if self.span is None:
+        if self.hop is None:
             return lane.extra_headers
-        return (*lane.extra_headers, *tracing.headers(self.span))
+        return (*lane.extra_headers, *tracing.headers(self.hop))
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a (lower-case) header."""
@@ -223,9 +223,9 @@ def answer_later(
     """Await answer in a task that logs with the request's id, then deliver(it), or a 500."""
     context = contextvars.copy_context()
     context.run(request_id_var.set, request.request_id)
-    if request.span is not None:
+    if request.hop is not None:
         # Its database and Redis calls are children of the request's span, its lines carry it.
-        context.run(tracing.attach, request.span)
+        context.run(tracing.attach, request.hop)
     loop = asyncio.get_running_loop()
     task = loop.create_task(_deliver(request, answer, deliver), context=context)
     task.add_done_callback(tasks.discard)

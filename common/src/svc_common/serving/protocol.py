@@ -119,7 +119,7 @@ class _LaneCycle:
             log_extra=request.log_extra,
             access_log=lane.access_log,
             request_id=request.request_id,
-            span=request.span,
+            hop=request.hop,
         )
 
 
@@ -270,7 +270,7 @@ class LaneProtocol(HttpToolsProtocol):
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
         request.request_id = request_id_from(request.headers)
-        request.span = trace_start("GET", request.path, request.route, request.headers)
+        request.hop = trace_start("GET", request.path, request.route, request.headers)
         cycle = _LaneCycle(self, lane, request)
         self.cycle = cast(RequestResponseCycle, cycle)
         self._slots.append(cycle)
@@ -326,8 +326,8 @@ class LaneProtocol(HttpToolsProtocol):
             "state": self.app_state.copy(),
             **(request.scope_extra or {}),
         }
-        if request.span is not None:
-            scope[tracing.SCOPE_KEY] = request.span
+        if request.hop is not None:
+            scope[tracing.SCOPE_KEY] = request.hop
 
         def answered() -> None:
             slot.response_complete = True
