@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from svc_common import tracing
+from svc_common import tracing_setup
 
 # Dev mode only: a key everyone knows, which is why production refuses it.
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
@@ -88,7 +88,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _tracing_possible(self) -> Self:
         # The OTEL_* variables are the SDK's, read from the environment as it reads them.
-        found = tracing.problems(os.environ)
+        found = tracing_setup.problems(os.environ)
         if found:
             raise ValueError("; ".join(found))
         return self
