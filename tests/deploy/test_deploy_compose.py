@@ -28,6 +28,8 @@ LOOPBACK_ONLY = {
     "cache": 8004,
     "monitoring": 8005,
 }
+# The observability profile's services (tests/deploy/test_deploy_observability.py), loopback too.
+OBSERVABILITY = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "jaeger": 16686}
 
 
 def parse_env(text: str) -> dict[str, str]:
@@ -46,7 +48,7 @@ def example_values() -> dict[str, str]:
 
 
 def compose_config(
-    tmp_path: Path, values: dict[str, str], *args: str
+    tmp_path: Path, values: dict[str, str], *args: str, profiles: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """`config` of the committed file with exactly these .env values (none from the shell)."""
     env_file = tmp_path / "test.env"
@@ -61,6 +63,7 @@ def compose_config(
             str(env_file),
             "-f",
             str(COMPOSE_FILE),
+            *(f"--profile={profile}" for profile in profiles),
             "config",
             *args,
         ],
@@ -108,8 +111,12 @@ def read_env(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The compose file as compose resolves it, from the filled-in example."""
-    result = compose_config(tmp_path_factory.mktemp("compose"), filled_example())
+    """The compose file as compose resolves it, from the filled-in example, every profile on.
+
+    The v1 CLI renders profiled services with or without --profile, v2 only with it.
+    """
+    directory = tmp_path_factory.mktemp("compose")
+    result = compose_config(directory, filled_example(), profiles=("observability",))
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config
@@ -151,7 +158,8 @@ def test_each_secret_reaches_only_the_services_that_read_it(rendered: dict[str, 
         )
     }
     assert holders == {
-        "METRICS_TOKEN": apps,  # the monitor included: it sends the token when it scrapes
+        # The monitor and Prometheus included: they send the token when they scrape.
+        "METRICS_TOKEN": apps | {"prometheus"},
         "FIRST_ADMIN_PASSWORD": {"api_gateway"},
         "FIRST_ADMIN_USERNAME": {"api_gateway"},
         "DEMO_USERS": {"api_gateway"},
@@ -230,7 +238,7 @@ def test_only_the_gateway_is_published_beyond_loopback(
             assert len(ports) == 1, name
             assert "127.0.0.1" not in ports[0], name
             assert str(PUBLIC[name]) in ports[0], name
-        elif name in LOOPBACK_ONLY:
+        elif name in LOOPBACK_ONLY or name in OBSERVABILITY:
             assert len(ports) == 1, name
             assert "127.0.0.1" in ports[0], name
         else:
