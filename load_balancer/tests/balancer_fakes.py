@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from load_balancer.backends import Address
 from load_balancer.config import BalancerSettings
 from load_balancer.proxy import Balancer, BalancerMiddleware
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
+from svc_common.discovery import Address
 
 
 @dataclass

@@ -3,11 +3,12 @@
 import time
 
 import pytest
-from load_balancer.backends import Address, Backend, BackendPool, Health
+from load_balancer.backends import Backend, BackendPool, Health
 from load_balancer.config import BalancerSettings
 from load_balancer.stats import LatencyWindow
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
+from svc_common.discovery import Address
 
 
 def _settings(**values: object) -> BalancerSettings:

@@ -31,3 +31,4 @@ def test_uptime_is_the_share_of_good_probes_in_the_window() -> None:
         state.record(up, 1.0, None if up else "HTTP 503", window=60)
     assert state.uptime_percent == 75.0
     assert state.snapshot()["status"] == "down"
+    assert state.snapshot()["instance"] == "s"

@@ -8,6 +8,7 @@ from monitoring.config import MonitorSettings
 from monitoring.poller import Poller
 from monitoring.rules import default_rules
 from monitoring.scrape import Delta, Scrape
+from monitoring.targets import TargetState
 
 
 def settings(**overrides: Any) -> MonitorSettings:
@@ -22,7 +23,7 @@ def make(**overrides: Any) -> tuple[Poller, AlertEngine, Sent]:
     """A poller that never polls, its engine, and what the engine notified, as it was then."""
     conf = settings(**overrides)
     poller = Poller(conf)
-    for target in poller.targets.values():
+    for target in poller.instances():
         target.up = True
     sent: Sent = []
 
@@ -33,6 +34,17 @@ def make(**overrides: Any) -> tuple[Poller, AlertEngine, Sent]:
     return poller, engine, sent
 
 
+def only(poller: Poller, service: str) -> TargetState:
+    """The one instance of a service configured by IP address."""
+    [instance] = poller.services[service].instances.values()
+    return instance
+
+
+def down(poller: Poller, service: str) -> dict[str, str]:
+    """The labels of the ServiceDown alert of a service's one instance."""
+    return {"service": service, "instance": only(poller, service).instance}
+
+
 def names(engine: AlertEngine, state: str | None = None) -> list[tuple[str, dict[str, str]]]:
     """(alertname, labels) of the active alerts."""
     return [(a.name, a.labels) for a in engine.alerts(state)]
@@ -40,21 +52,21 @@ def names(engine: AlertEngine, state: str | None = None) -> list[tuple[str, dict
 
 def test_down_service_goes_pending_then_firing_after_its_for_duration() -> None:
     poller, engine, sent = make(alert_down_for=10)
-    poller.targets["server"].up = False
+    only(poller, "server").up = False
     engine.evaluate(poller, now=100)
-    assert names(engine, "pending") == [("ServiceDown", {"service": "server"})]
+    assert names(engine, "pending") == [("ServiceDown", down(poller, "server"))]
     engine.evaluate(poller, now=109)
     assert engine.alerts("firing") == []
     engine.evaluate(poller, now=110)
-    assert names(engine, "firing") == [("ServiceDown", {"service": "server"})]
+    assert names(engine, "firing") == [("ServiceDown", down(poller, "server"))]
     assert sent == [("ServiceDown", "firing", 110, None)]
 
 
 def test_a_recovered_service_resolves_its_alert_and_history_keeps_every_step() -> None:
     poller, engine, sent = make(alert_down_for=0)
-    poller.targets["cache"].up = False
+    only(poller, "cache").up = False
     engine.evaluate(poller, now=1)
-    poller.targets["cache"].up = True
+    only(poller, "cache").up = True
     engine.evaluate(poller, now=2)
     assert engine.alerts() == []
     assert sent == [("ServiceDown", "firing", 1, None), ("ServiceDown", "resolved", 1, 2)]
@@ -68,9 +80,9 @@ def test_a_recovered_service_resolves_its_alert_and_history_keeps_every_step() -
 
 def test_a_blip_shorter_than_for_never_fires_or_notifies() -> None:
     poller, engine, sent = make(alert_down_for=5)
-    poller.targets["server2"].up = False
+    only(poller, "server2").up = False
     engine.evaluate(poller, now=1)
-    poller.targets["server2"].up = True
+    only(poller, "server2").up = True
     engine.evaluate(poller, now=2)
     assert sent == []
     assert [e["to"] for e in engine.history] == ["pending", "inactive"]
@@ -78,7 +90,7 @@ def test_a_blip_shorter_than_for_never_fires_or_notifies() -> None:
 
 def test_unknown_services_are_not_down() -> None:
     poller, engine, _ = make(alert_down_for=0)
-    poller.targets["server"].up = None
+    only(poller, "server").up = None
     engine.evaluate(poller, now=1)
     assert engine.alerts() == []
 
@@ -108,7 +120,7 @@ def test_latency_and_error_rules_use_configured_thresholds_and_a_minimum_rate() 
 
 def feed_cache(poller: Poller, service: str, hits: float, misses: float) -> None:
     """Put ten seconds of cache lookups in a service's window."""
-    target = poller.targets[service]
+    target = only(poller, service)
     target.last_scrape = target.last_scrape or Scrape(cache_source="metrics")
     target.window.add(Delta(0, 10, 0, 0, {}, {}, hits, misses))
 
@@ -138,7 +150,7 @@ def test_low_cache_hit_ratio_fires_below_the_threshold_only() -> None:
 
 def test_ejected_backend_alert_names_the_backend_and_its_service() -> None:
     poller, engine, _ = make(alert_backend_for=0)
-    lb = poller.targets["load_balancer"]
+    lb = only(poller, "load_balancer")
     lb.last_scrape = Scrape(
         backend_requests={"http://127.0.0.1:8002": 10, "http://127.0.0.1:8003": 10},
         backend_state={
@@ -155,9 +167,9 @@ def test_ejected_backend_alert_names_the_backend_and_its_service() -> None:
 
 def test_firing_alerts_come_first_then_pending() -> None:
     poller, engine, _ = make(alert_down_for=5)
-    poller.targets["server"].up = False
+    only(poller, "server").up = False
     engine.evaluate(poller, now=1)
-    poller.targets["cache"].up = False
+    only(poller, "cache").up = False
     engine.evaluate(poller, now=6)
     assert [(a.labels["service"], a.state) for a in engine.alerts()] == [
         ("server", "firing"),

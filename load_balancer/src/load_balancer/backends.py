@@ -6,8 +6,8 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from svc_common.discovery import Address
 from svc_common.forwarding.pool import UpstreamPool
 
 from load_balancer.config import BalancerSettings
@@ -26,15 +26,6 @@ class Health(enum.StrEnum):
     UNKNOWN = "unknown"
     UP = "up"
     DOWN = "down"
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where one backend listens: what a SERVIDORES entry resolves to."""
-
-    url: str
-    name: str
-    host_header: str | None = None
 
 
 class Backend:

@@ -2,51 +2,18 @@
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import socket
 import time
-from urllib.parse import urlsplit
 
+from svc_common.discovery import Discovery, resolve
 from svc_common.forwarding.failures import UpstreamError
 from svc_common.forwarding.replies import request_head
 
-from load_balancer.backends import Address, Backend, BackendPool
+from load_balancer.backends import Backend, BackendPool
 from load_balancer.config import BalancerSettings
 
 _PROBE_HEADERS = [(b"user-agent", b"load_balancer-health-check")]
 log = logging.getLogger("load_balancer.health")
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-async def resolve(origin: str) -> list[Address]:
-    """The backends one SERVIDORES entry stands for: every address of its host name."""
-    # IPv4 addresses win; IPv6 ones count only for a name without any, so `localhost` is one
-    # backend, not two. OSError when the name does not resolve.
-    url = urlsplit(origin)
-    host = url.hostname or ""
-    if _is_ip(host):
-        return [Address(origin, name=origin)]
-    port = url.port or (443 if url.scheme == "https" else 80)
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    v4 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET]
-    v6 = [str(info[4][0]) for info in infos if info[0] == socket.AF_INET6]
-    addresses = sorted(set(v4 or v6))
-    return [
-        Address(
-            f"{url.scheme}://{f'[{ip}]' if ':' in ip else ip}:{port}{url.path}",
-            name=f"{origin} ({ip})",
-            host_header=url.netloc,
-        )
-        for ip in addresses
-    ]
 
 
 class HealthChecker:
@@ -55,7 +22,8 @@ class HealthChecker:
     def __init__(self, settings: BalancerSettings, pool: BackendPool) -> None:
         self.settings = settings
         self.pool = pool
-        self.unresolved: dict[str, str] = {}
+        # Looked up here, not at import, so a test can stand a fake resolver in for DNS.
+        self.discovery = Discovery(settings.servidores, resolve)
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._resolver: asyncio.Task[None] | None = None
 
@@ -73,18 +41,20 @@ class HealthChecker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def unresolved(self) -> dict[str, str]:
+        """SERVIDORES entries whose last lookup failed, with the reason."""
+        return self.discovery.unresolved
+
     async def resolve_all(self) -> None:
         """Bring the pool in line with what each SERVIDORES entry resolves to now."""
-        for origin in self.settings.servidores:
-            try:
-                fresh = await resolve(origin)
-            except OSError as exc:
-                # Keep the addresses we had: a DNS hiccup must not empty the pool.
-                if origin not in self.unresolved:
-                    log.warning("cannot resolve %s: %s", origin, exc)
-                self.unresolved[origin] = str(exc)
-                continue
-            self.unresolved.pop(origin, None)
+        # An entry that failed keeps its last addresses (Discovery): a DNS hiccup must not
+        # empty the pool.
+        await self.discovery.refresh()
+        for origin in self.discovery.origins:
+            fresh = self.discovery.addresses.get(origin)
+            if fresh is None:
+                continue  # never resolved yet
             for backend in self.pool.replace(origin, fresh):
                 log.info("backend %s left the pool", backend.name)
                 task = self._watchers.pop(id(backend), None)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 ALERTS = Gauge(
     "ALERTS",
     "Active alerts, as Prometheus exports them (1 per pending or firing alert).",
-    ["alertname", "alertstate", "severity", "service", "backend"],
+    ["alertname", "alertstate", "severity", "service", "instance", "backend"],
 )
 ACTIVE_STATES = ("pending", "firing")
 TRANSITIONS = Counter(
@@ -128,13 +128,14 @@ class AlertEngine:
     def _move(self, alert: Alert, state: str, now: float, previous: str | None = None) -> None:
         previous = previous or alert.state
         labels = alert.labels
-        service, backend = labels.get("service", ""), labels.get("backend", "")
+        # "" stands for a label the alert does not carry, as in Prometheus.
+        where = [labels.get(key, "") for key in ("service", "instance", "backend")]
         if previous in ACTIVE_STATES:
             with contextlib.suppress(KeyError):
-                ALERTS.remove(alert.name, previous, alert.severity, service, backend)
+                ALERTS.remove(alert.name, previous, alert.severity, *where)
         alert.state = state
         if state in ACTIVE_STATES:
-            ALERTS.labels(alert.name, state, alert.severity, service, backend).set(1)
+            ALERTS.labels(alert.name, state, alert.severity, *where).set(1)
         TRANSITIONS.labels(alert.name, state).inc()
         level = logging.WARNING if state == "firing" else logging.INFO
         log.log(level, "alert %s %s -> %s: %s", alert.name, previous, state, alert.summary)

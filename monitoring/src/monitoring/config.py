@@ -17,7 +17,8 @@ DEFAULT_TARGETS = {
 
 
 class MonitorSettings(ServiceSettings):
-    """MONITOR_TARGETS is `name=url` pairs separated by commas; ALERT_* tune the alert rules."""
+    """MONITOR_TARGETS is `name=url` pairs separated by commas (a host name stands for every
+    address it resolves to); ALERT_* tune the alert rules."""
 
     service_name: str = "monitoring"
     porta: int = Field(default=8005, ge=1, le=65535)
@@ -25,6 +26,9 @@ class MonitorSettings(ServiceSettings):
         default_factory=lambda: dict(DEFAULT_TARGETS)
     )
     poll_interval: float = Field(default=2.0, gt=0, description="Seconds between polls")
+    # Each target's host name is resolved again this often: on Kubernetes a headless Service
+    # names every pod, so pods that come and go become instances that come and go.
+    resolve_interval: float = Field(default=5.0, gt=0, description="Seconds between lookups")
     probe_timeout: float = Field(default=2.0, gt=0)
     uptime_window: int = Field(default=3600, ge=10, description="Seconds of history for uptime %")
     rate_window: float = Field(

@@ -1,4 +1,4 @@
-"""Polls every target's /saude and /metrics concurrently on an interval."""
+"""Polls every instance of every target (its /saude and /metrics) concurrently on an interval."""
 
 import asyncio
 import contextlib
@@ -6,25 +6,32 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter, Gauge
+from svc_common.discovery import Address, Discovery, Resolver, resolve
 
 from monitoring.config import MonitorSettings
 from monitoring.scrape import Scrape, parse_metrics
 from monitoring.series import Series
+from monitoring.services import Service
+from monitoring.split import balancer_split, cache_hit_ratio, cache_sources, service_at
 from monitoring.targets import TargetState, backends_from_status
 
 log = logging.getLogger(__name__)
 
-UP = Gauge("up", "1 when the service answered its health check, else 0.", ["service"])
-PROBE_LATENCY = Gauge("probe_latency_seconds", "Duration of the last health probe.", ["service"])
+# Per instance, as Prometheus labels what it scrapes (`instance` is host:port).
+LABELS = ["service", "instance"]
+UP = Gauge("up", "1 when the instance answered its health check, else 0.", LABELS)
+PROBE_LATENCY = Gauge("probe_latency_seconds", "Duration of the last health probe.", LABELS)
 SCRAPE_DURATION = Gauge(
-    "monitor_scrape_duration_seconds", "Duration of the last /metrics scrape.", ["service"]
+    "monitor_scrape_duration_seconds", "Duration of the last /metrics scrape.", LABELS
 )
 SCRAPE_FAILURES = Counter(
-    "monitor_scrape_failures_total", "Scrapes of /metrics that failed.", ["service"]
+    "monitor_scrape_failures_total", "Scrapes of /metrics that failed.", LABELS
 )
+PER_INSTANCE = (UP, PROBE_LATENCY, SCRAPE_DURATION, SCRAPE_FAILURES)
 CYCLE_DURATION = Gauge(
     "monitor_poll_cycle_seconds", "Wall time of the last poll of every target, parsing included."
 )
@@ -33,31 +40,38 @@ CYCLE_DURATION = Gauge(
 class Poller:
     """Runs the probes and scrapes in a background task and keeps what they saw."""
 
-    def __init__(self, settings: MonitorSettings) -> None:
+    def __init__(self, settings: MonitorSettings, resolver: Resolver = resolve) -> None:
         self.settings = settings
-        self.targets = {
-            n: TargetState(n, u, rate_window=settings.rate_window)
+        self.services = {
+            n: Service(n, u, rate_window=settings.rate_window)
             for n, u in settings.monitor_targets.items()
         }
+        self.discovery = Discovery(settings.monitor_targets.values(), resolver)
+        self._sync()
         self.series = Series(settings.chart_window)
         self.traffic: dict[str, dict[str, float | None]] = {}
         self.after_cycle: list[Callable[[], object]] = []
         self._client: httpx.AsyncClient | None = None
         token = settings.metrics_token
         self._scraper = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Open the HTTP client and begin polling (lifespan start)."""
+        """Resolve the targets, open the HTTP client and begin polling (lifespan start)."""
         self._client = httpx.AsyncClient(timeout=self.settings.probe_timeout)
-        self._task = asyncio.create_task(self._loop(), name="poller")
+        await self.discovery.refresh()
+        self._tasks = [
+            asyncio.create_task(self._loop(), name="poller"),
+            asyncio.create_task(self._resolve_forever(), name="poller-resolve"),
+        ]
 
     async def close(self) -> None:
         """Stop polling and close the client (lifespan end)."""
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._client is not None:
             await self._client.aclose()
 
@@ -73,15 +87,44 @@ class Poller:
             CYCLE_DURATION.set(elapsed)
             await asyncio.sleep(max(0.0, self.settings.poll_interval - elapsed))
 
+    async def _resolve_forever(self) -> None:
+        while True:
+            # A name that does not resolve (yet) is tried again at the next poll.
+            unresolved = self.discovery.unresolved
+            await asyncio.sleep(
+                self.settings.poll_interval if unresolved else self.settings.resolve_interval
+            )
+            try:
+                await self.discovery.refresh()
+            except Exception:  # a resolver bug must not stop re-resolution for good
+                log.exception("re-resolving MONITOR_TARGETS failed")
+
+    def _sync(self) -> None:
+        """Bring each service's instances in line with what its URL resolved to last."""
+        # Applied between polls, never during one: a poll in flight keeps its instances.
+        for service in self.services.values():
+            # A name that never resolved is polled as written: it shows down (cannot connect).
+            addresses = self.discovery.addresses.get(service.url)
+            for gone in service.sync(addresses or [Address(service.url, name=service.url)]):
+                for metric in PER_INSTANCE:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(gone.name, gone.instance)
+
+    def instances(self) -> list[TargetState]:
+        """Every instance of every service."""
+        return [t for s in self.services.values() for t in s.instances.values()]
+
     async def poll_once(self) -> None:
-        """Probe and scrape every target once, concurrently, then run the hooks."""
-        await asyncio.gather(*(self._poll(t) for t in self.targets.values()))
-        self.traffic = {name: t.traffic() for name, t in self.targets.items()}
+        """Probe and scrape every instance once, concurrently, then run the hooks."""
+        self._sync()
+        await asyncio.gather(*(self._poll(t) for t in self.instances()))
+        for service in self.services.values():
+            service.update()
+        self.traffic = {name: s.traffic() for name, s in self.services.items()}
         hit_ratio, _ = self.cache_hit_ratio()
         points = {
-            name: {"up": None if t.up is None else float(t.up), "latency_ms": t.latency_ms}
-            | self.traffic[name]
-            for name, t in self.targets.items()
+            name: {"up": s.up_share, "latency_ms": s.latency_ms} | self.traffic[name]
+            for name, s in self.services.items()
         }
         self.series.add(time.time(), points, hit_ratio)
         for hook in self.after_cycle:
@@ -95,7 +138,7 @@ class Poller:
         started = time.perf_counter()
         error: str | None = None
         try:
-            response = await self._client.get(f"{target.url}/saude")
+            response = await self._client.get(f"{target.url}/saude", **_addressed(target))
             up = response.status_code == 200
             if not up:
                 error = f"HTTP {response.status_code}"
@@ -103,22 +146,24 @@ class Poller:
             up, error = False, type(exc).__name__
         latency = time.perf_counter() - started
         target.record(up, round(latency * 1000, 1), error, self.settings.uptime_window)
-        UP.labels(target.name).set(1 if up else 0)
-        PROBE_LATENCY.labels(target.name).set(latency)
+        UP.labels(target.name, target.instance).set(1 if up else 0)
+        PROBE_LATENCY.labels(target.name, target.instance).set(latency)
 
     async def _scrape(self, target: TargetState) -> None:
         assert self._client is not None
         started = time.perf_counter()
         try:
-            response = await self._client.get(f"{target.url}/metrics", headers=self._scraper)
+            response = await self._client.get(
+                f"{target.url}/metrics", **_addressed(target, self._scraper)
+            )
             response.raise_for_status()
             scrape = parse_metrics(response.text)
         except (httpx.HTTPError, ValueError) as exc:
-            SCRAPE_FAILURES.labels(target.name).inc()
+            SCRAPE_FAILURES.labels(target.name, target.instance).inc()
             target.scrape_failed(type(exc).__name__)
             return
         finally:
-            SCRAPE_DURATION.labels(target.name).set(time.perf_counter() - started)
+            SCRAPE_DURATION.labels(target.name, target.instance).set(time.perf_counter() - started)
         if target.name == self.settings.balancer_target:
             if scrape.backend_requests:
                 target.backend_source = "metrics"
@@ -130,7 +175,7 @@ class Poller:
         """Per-backend counters from /status, for a balancer whose metrics lack them."""
         assert self._client is not None
         try:
-            response = await self._client.get(f"{target.url}/status")
+            response = await self._client.get(f"{target.url}/status", **_addressed(target))
             response.raise_for_status()
             requests, states = backends_from_status(response.json())
         except (httpx.HTTPError, ValueError) as exc:
@@ -143,52 +188,36 @@ class Poller:
             target.backend_source = "status"
 
     def target_named(self, url: str) -> str | None:
-        """The target whose base URL is `url` (maps a backend URL to a service name)."""
-        url = url.rstrip("/")
-        return next((t.name for t in self.targets.values() if t.url == url), None)
+        """The service at `url` (maps a balancer's backend URL to a service name)."""
+        return service_at(self.services, url)
 
     def balancer(self) -> dict[str, Any]:
         """The balancer's split of requests across its backends, and their health."""
-        lb = self.targets.get(self.settings.balancer_target)
-        scrape = lb.last_scrape if lb else None
-        if lb is None or scrape is None:
-            return {"target": self.settings.balancer_target, "source": None, "backends": []}
-        rates = lb.window.backend_rates()
-        total_rate = sum(rates.values())
-        backends = []
-        known = scrape.backend_requests.keys() | scrape.backend_state.keys()
-        for backend in sorted(known, key=lambda url: self.target_named(url) or url):
-            rate = rates.get(backend, 0.0)
-            backends.append(
-                {
-                    "backend": backend,
-                    "name": self.target_named(backend),
-                    "state": scrape.backend_state.get(backend),
-                    "requests_total": scrape.backend_requests.get(backend),
-                    "request_rate": round(rate, 3),
-                    "share": round(rate / total_rate, 4) if total_rate > 0 else None,
-                }
-            )
-        return {"target": lb.name, "source": lb.backend_source, "backends": backends}
+        return balancer_split(self.services, self.settings.balancer_target)
 
     def cache_hit_ratio(self) -> tuple[float | None, float | None]:
         """(hit ratio, lookups per second) over the rate window, all services' lookups summed."""
-        counted = [lookups for t in self.targets.values() if (lookups := t.cache_lookups())]
-        hits = sum(h for h, _ in counted)
-        total = hits + sum(m for _, m in counted)
-        return (round(hits / total, 4), round(total, 3)) if total > 0 else (None, None)
+        return cache_hit_ratio(self.instances())
 
     def cache(self) -> dict[str, Any]:
         """The hit ratio and which services' counters it was summed from."""
         ratio, rate = self.cache_hit_ratio()
-        sources = [
-            f"{t.name} ({t.last_scrape.cache_source})"
-            for t in self.targets.values()
-            if t.last_scrape is not None and t.last_scrape.cache_source is not None
-        ]
         return {
             "target": self.settings.cache_target,
-            "sources": sources,
+            "sources": cache_sources(self.instances()),
             "hit_ratio": ratio,
             "lookup_rate": rate,
         }
+
+
+def _addressed(target: TargetState, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Request options for an instance reached by IP: its service's host name in the Host
+    header and, over TLS, in SNI (which the certificate is checked against)."""
+    headers = dict(headers or {})
+    if target.host_header is None:
+        return {"headers": headers}
+    headers["Host"] = target.host_header
+    options: dict[str, Any] = {"headers": headers}
+    if target.url.startswith("https://"):
+        options["extensions"] = {"sni_hostname": urlsplit(f"//{target.host_header}").hostname}
+    return options

@@ -15,6 +15,7 @@ from monitoring.schemas import (
     BalancerSplit,
     CacheRatio,
     History,
+    InstanceTraffic,
     Overview,
     RuleOut,
     ServiceHealth,
@@ -44,12 +45,22 @@ AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
 
 @router.get("/health", summary="State of every service")
 async def health(poller: PollerDep) -> Envelope[Overview]:
-    """Up/down, probe latency and uptime over the window for each target."""
-    services = [ServiceHealth.model_validate(t.snapshot()) for t in poller.targets.values()]
+    """Up/down, probe latency and uptime over the window for each service and instance."""
+    services = [ServiceHealth.model_validate(s.snapshot()) for s in poller.services.values()]
     down = [s.name for s in services if s.status == "down"]
+    degraded = [
+        f"{s.name} ({sum(i.status == 'up' for i in s.instances)} of {len(s.instances)} up)"
+        for s in services
+        if s.status == "degraded"
+    ]
+    problems = [
+        f"{word}: {', '.join(names)}"
+        for word, names in (("down", down), ("degraded", degraded))
+        if names
+    ]
     return Envelope(
-        data=Overview(status="degraded" if down else "ok", services=services),
-        message=f"down: {', '.join(down)}" if down else "all services up",
+        data=Overview(status="degraded" if problems else "ok", services=services),
+        message="; ".join(problems) or "all services up",
     )
 
 
@@ -58,7 +69,9 @@ async def stats(poller: PollerDep) -> Envelope[Stats]:
     """Request rate, error ratio and p50/p95/p99 per service over RATE_WINDOW, from /metrics."""
     services = [
         ServiceTraffic.model_validate(
-            {"name": name, "scrape_error": poller.targets[name].scrape_error} | traffic
+            {"name": name, "scrape_error": poller.services[name].scrape_error}
+            | traffic
+            | {"instances": _instances(poller, name)}
         )
         for name, traffic in poller.traffic.items()
     ]
@@ -70,6 +83,15 @@ async def stats(poller: PollerDep) -> Envelope[Stats]:
             cache=CacheRatio.model_validate(poller.cache()),
         )
     )
+
+
+def _instances(poller: Poller, name: str) -> list[InstanceTraffic]:
+    return [
+        InstanceTraffic.model_validate(
+            {"instance": t.instance, "scrape_error": t.scrape_error} | t.traffic()
+        )
+        for t in poller.services[name].instances.values()
+    ]
 
 
 @router.get("/stats/history", summary="Chart points")

@@ -45,11 +45,22 @@ def default_rules(settings: MonitorSettings) -> list[Rule]:
     hit_limit = settings.alert_cache_hit_ratio
 
     def down(poller: Poller) -> list[Condition]:
-        return [
-            Condition({"service": t.name}, 0.0, f"{t.name} is not answering /saude ({t.error})")
-            for t in poller.targets.values()
-            if t.up is False
-        ]
+        # Per instance, as `up == 0` is in Prometheus: the same labels, one pod down is one alert.
+        found = []
+        for service in poller.services.values():
+            instances = service.instances.values()
+            up = sum(t.up is True for t in instances)
+            for t in instances:
+                if t.up is not False:
+                    continue
+                summary = f"{t.name} is not answering /saude ({t.error})"
+                if len(instances) > 1:
+                    summary = (
+                        f"{t.name} instance {t.instance} is not answering /saude ({t.error}); "
+                        f"{up} of {len(instances)} up"
+                    )
+                found.append(Condition({"service": t.name, "instance": t.instance}, 0.0, summary))
+        return found
 
     def slow(poller: Poller) -> list[Condition]:
         found = []

@@ -7,10 +7,10 @@ from pydantic import BaseModel, Field
 State = Literal["up", "down", "unknown"]
 
 
-class ServiceHealth(BaseModel):
-    """One target as the last probe saw it."""
+class InstanceHealth(BaseModel):
+    """One instance (an address the service's host name resolves to) as the last probe saw it."""
 
-    name: str
+    instance: str = Field(description="host:port probed, as Prometheus's `instance` label")
     url: str
     status: State
     latency_ms: float | None = Field(description="Duration of the last /saude probe")
@@ -20,6 +20,25 @@ class ServiceHealth(BaseModel):
     since: float = Field(description="When the current status began (epoch seconds)")
 
 
+class ServiceHealth(BaseModel):
+    """One target (MONITOR_TARGETS entry) and its instances; one instance unless its host name
+    resolves to several addresses."""
+
+    name: str
+    url: str
+    status: Literal["up", "degraded", "down", "unknown"] = Field(
+        description="up: every probed instance answers; down: none does; degraded: some do"
+    )
+    latency_ms: float | None = Field(description="Last /saude probe of the slowest instance")
+    uptime_percent: float | None = Field(
+        description="Share of good probes over UPTIME_WINDOW, all instances together"
+    )
+    error: str | None
+    checked_at: float | None
+    since: float = Field(description="When the current status began (epoch seconds)")
+    instances: list[InstanceHealth]
+
+
 class Overview(BaseModel):
     """Every service's state."""
 
@@ -27,16 +46,28 @@ class Overview(BaseModel):
     services: list[ServiceHealth]
 
 
-class ServiceTraffic(BaseModel):
-    """Rates and quantiles over RATE_WINDOW, from the service's /metrics."""
+class Traffic(BaseModel):
+    """Rates and quantiles over RATE_WINDOW, from /metrics."""
 
-    name: str
     request_rate: float | None = Field(description="Requests per second")
     error_ratio: float | None = Field(description="Share of requests answered with 5xx")
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
     scrape_error: str | None
+
+
+class InstanceTraffic(Traffic):
+    """One instance's traffic."""
+
+    instance: str
+
+
+class ServiceTraffic(Traffic):
+    """The service's traffic: its instances' summed (rates) and pooled (quantiles)."""
+
+    name: str
+    instances: list[InstanceTraffic]
 
 
 class BackendShare(BaseModel):

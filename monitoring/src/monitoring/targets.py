@@ -1,10 +1,11 @@
-"""What the monitor remembers of one service: health probes and scraped traffic."""
+"""What the monitor remembers of one instance of a service: health probes and scraped traffic."""
 
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitoring.scrape import Scrape, Window, delta, histogram_quantile
 
@@ -15,11 +16,14 @@ QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
 
 @dataclass
 class TargetState:
-    """Health history and the traffic window of one service."""
+    """Health history and the traffic window of one instance (a scraped target, as Prometheus
+    calls it) of the service `name`."""
 
     name: str
     url: str
     rate_window: float = 60.0
+    instance: str = ""
+    host_header: str | None = None
     up: bool | None = None
     latency_ms: float | None = None
     error: str | None = None
@@ -34,15 +38,16 @@ class TargetState:
 
     def __post_init__(self) -> None:
         self.window = Window(self.rate_window)
+        self.instance = self.instance or urlsplit(self.url).netloc
 
     def record(self, up: bool, latency_ms: float, error: str | None, window: int) -> None:
         """Store one probe result and forget what fell out of the window."""
         now = time.time()
         if up != self.up:
             if up:
-                log.info("%s is up", self.name)
+                log.info("%s (%s) is up", self.name, self.instance)
             else:
-                log.warning("%s is down: %s", self.name, error)
+                log.warning("%s (%s) is down: %s", self.name, self.instance, error)
             self.since = now
         self.up, self.latency_ms, self.error, self.checked_at = up, latency_ms, error, now
         self.history.append((now, up))
@@ -77,7 +82,7 @@ class TargetState:
     def snapshot(self) -> dict[str, object]:
         """The state as /health shows it."""
         return {
-            "name": self.name,
+            "instance": self.instance,
             "url": self.url,
             "status": self.status,
             "latency_ms": self.latency_ms,
@@ -89,18 +94,8 @@ class TargetState:
 
     def traffic(self) -> dict[str, float | None]:
         """Request rate, 5xx ratio and latency quantiles (ms) over the rate window."""
-        requests = self.window.rate("requests")
-        errors = self.window.rate("errors")
-        buckets = self.window.buckets()
-        ratio = errors / requests if requests and errors is not None else None
-        stats: dict[str, float | None] = {
-            "request_rate": _round(requests, 3),
-            "error_ratio": _round(ratio, 4),
-        }
-        for key, q in QUANTILES.items():
-            seconds = histogram_quantile(q, buckets) if requests else None
-            stats[key] = _round(seconds * 1000, 2) if seconds is not None else None
-        return stats
+        window = self.window
+        return summarize(window.rate("requests"), window.rate("errors"), window.buckets())
 
     def cache_lookups(self) -> tuple[float, float] | None:
         """(hits, misses) per second over the rate window, if this service counts any."""
@@ -108,6 +103,21 @@ class TargetState:
             return None
         hits, misses = self.window.rate("cache_hits"), self.window.rate("cache_misses")
         return None if hits is None or misses is None else (hits, misses)
+
+
+def summarize(
+    requests: float | None, errors: float | None, buckets: dict[float, float]
+) -> dict[str, float | None]:
+    """Request rate, 5xx ratio and latency quantiles (ms) from rates and bucket increases."""
+    ratio = errors / requests if requests and errors is not None else None
+    stats: dict[str, float | None] = {
+        "request_rate": _round(requests, 3),
+        "error_ratio": _round(ratio, 4),
+    }
+    for key, q in QUANTILES.items():
+        seconds = histogram_quantile(q, buckets) if requests else None
+        stats[key] = _round(seconds * 1000, 2) if seconds is not None else None
+    return stats
 
 
 def _round(value: float | None, digits: int) -> float | None:

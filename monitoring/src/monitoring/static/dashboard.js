@@ -34,11 +34,26 @@ async function getData(path) {
   return (await response.json()).data;
 }
 
+function instanceList(service, traffic) {
+  const seen = Object.fromEntries((traffic?.instances ?? []).map((i) => [i.instance, i]));
+  const list = el("ul", { class: "instances" });
+  service.instances.forEach((i) => {
+    const item = el("li", { class: i.status, "data-instance": i.instance, title: i.error ?? i.status });
+    item.append(el("span", { class: "dot" }), el("span", { class: "where" }, i.instance));
+    item.append(el("span", { class: "muted" }, `${fmt.ms(i.latency_ms)} · ${fmt.rate(seen[i.instance]?.request_rate)}`));
+    list.append(item);
+  });
+  return list;
+}
+
 function tile(service, traffic) {
   const card = el("article", { class: `tile ${service.status}`, "data-service": service.name });
   card.style.setProperty("--accent", colorOf(service.name));
   card.append(el("h3", {}, service.name));
-  card.append(el("div", { class: "state" }, service.status));
+  const instances = service.instances ?? [];
+  const up = instances.filter((i) => i.status === "up").length;
+  const count = instances.length > 1 ? ` ${up}/${instances.length}` : "";
+  card.append(el("div", { class: "state" }, `${service.status}${count}`));
   const rows = [
     ["probe", fmt.ms(service.latency_ms)],
     ["uptime", service.uptime_percent == null ? "–" : `${service.uptime_percent}%`],
@@ -49,7 +64,10 @@ function tile(service, traffic) {
   const list = el("dl");
   rows.forEach(([k, v]) => list.append(el("dt", {}, k), el("dd", {}, v)));
   card.append(list);
-  const since = service.status === "down" ? `down ${fmt.ago(service.since)}: ${service.error}` : "";
+  // One row per instance only when there is more than one (pods behind a headless Service).
+  if (instances.length > 1) card.append(instanceList(service, traffic));
+  const troubled = service.status === "down" || service.status === "degraded";
+  const since = troubled ? `${service.status} ${fmt.ago(service.since)}: ${service.error}` : "";
   card.append(el("div", { class: "muted detail" }, since));
   return card;
 }
@@ -62,17 +80,31 @@ function renderTiles(health, stats) {
   overall.className = `badge ${health.status}`;
 }
 
-function renderAlerts(alerts, events) {
+// "server" or, for a service with several instances, "server @ 10.0.0.5:8002".
+function whoOf(labels, multi) {
+  const service = labels.service ?? "";
+  const where = labels.instance && multi.has(service) ? ` @ ${labels.instance}` : "";
+  const backend = labels.backend ? ` → ${labels.backend}` : "";
+  return `${service}${where}${backend}`;
+}
+
+function renderAlerts(alerts, events, health) {
+  const multi = new Set(health.services.filter((s) => (s.instances ?? []).length > 1).map((s) => s.name));
   const body = document.getElementById("alerts");
   body.replaceChildren(
     ...alerts.map((a) => {
-      const row = el("tr", { class: `alert ${a.state} ${a.severity}`, "data-alert": a.name, "data-service": a.service ?? "" });
+      const row = el("tr", {
+        class: `alert ${a.state} ${a.severity}`,
+        "data-alert": a.name,
+        "data-service": a.service ?? "",
+        "data-instance": a.labels.instance ?? "",
+      });
       const state = el("td");
       state.append(el("span", { class: `pill ${a.state}` }, a.state));
       row.append(
         state,
         el("td", {}, a.name),
-        el("td", {}, a.labels.backend ? `${a.service} → ${a.labels.backend}` : a.service ?? ""),
+        el("td", {}, whoOf(a.labels, multi)),
         el("td", {}, a.summary),
         el("td", { class: "muted" }, fmt.ago(a.since)),
       );
@@ -87,10 +119,10 @@ function renderAlerts(alerts, events) {
   document.getElementById("history").replaceChildren(
     ...(events.length
       ? events.map((e) => {
-          const who = e.labels.backend ? `${e.labels.service} → ${e.labels.backend}` : e.labels.service;
+          const who = whoOf(e.labels, multi);
           const item = el("li", { class: e.to });
           item.append(el("span", { class: "muted" }, new Date(e.at * 1000).toLocaleTimeString()), " ");
-          item.append(el("span", { class: `pill ${e.to}` }, e.to), ` ${e.name} ${who ?? ""}: ${e.summary}`);
+          item.append(el("span", { class: `pill ${e.to}` }, e.to), ` ${e.name} ${who}: ${e.summary}`);
           return item;
         })
       : [el("li", { class: "muted" }, "No alert has changed state yet.")]),
@@ -191,7 +223,7 @@ async function refresh() {
     health.services.forEach((s) => colorOf(s.name));
     mergeHistory(chunk);
     renderTiles(health, stats);
-    renderAlerts(alerts, events);
+    renderAlerts(alerts, events, health);
     renderSplit(stats.balancer);
     renderCharts(stats.cache);
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
