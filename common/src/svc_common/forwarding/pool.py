@@ -188,16 +188,16 @@ class UpstreamPool:
             await waiter
         self._open += 1
         try:
-            _, connection = await asyncio.wait_for(
-                self.loop.create_connection(
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+            # lands as the connect completes, and a closing health checker waited for ever.
+            async with asyncio.timeout(self.connect_timeout):
+                _, connection = await self.loop.create_connection(
                     lambda: Connection(self),
                     self.hostname,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.hostname if self.tls else None,
-                ),
-                self.connect_timeout,
-            )
+                )
         except (OSError, TimeoutError) as exc:
             self._open -= 1
             self._wake()
