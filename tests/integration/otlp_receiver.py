@@ -1,6 +1,7 @@
 """An OTLP/HTTP trace receiver: decodes each export with the official opentelemetry-proto
 messages and keeps the spans, for tests to look their traces up."""
 
+import html
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ class ReceivedSpan:
     name: str
     kind: str
     attributes: dict[str, Any]
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 def _value(value: AnyValue) -> Any:
@@ -54,6 +57,8 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         name=span.name,
                         kind=KINDS.get(span.kind, "internal"),
                         attributes={a.key: _value(a.value) for a in span.attributes},
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
                     )
                 )
     return spans
@@ -120,3 +125,40 @@ class OtlpReceiver:
     def __exit__(self, *_: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def waterfall_html(trace_id: str, spans: list[ReceivedSpan]) -> str:
+    """One trace as a page: each span a bar on a shared time axis, children under parents."""
+    children: dict[str, list[ReceivedSpan]] = {}
+    for span in sorted(spans, key=lambda s: s.start_ns):
+        children.setdefault(span.parent_id, []).append(span)
+    ids = {span.span_id for span in spans}
+    roots = [span for span in spans if span.parent_id not in ids]
+    first = min(span.start_ns for span in spans)
+    total = max(span.end_ns for span in spans) - first or 1
+    rows: list[str] = []
+
+    def walk(span: ReceivedSpan, depth: int) -> None:
+        left = (span.start_ns - first) / total * 100
+        width = max((span.end_ns - span.start_ns) / total * 100, 0.3)
+        ms = (span.end_ns - span.start_ns) / 1e6
+        label = html.escape(f"{span.service}: {span.name}")
+        rows.append(
+            f'<tr><td style="padding-left:{depth * 18}px">{label}</td>'
+            f"<td>{span.kind}</td><td>{ms:.2f} ms</td>"
+            f'<td class="axis"><div class="bar {span.kind}" '
+            f'style="margin-left:{left:.2f}%;width:{width:.2f}%"></div></td></tr>'
+        )
+        for child in children.get(span.span_id, []):
+            walk(child, depth + 1)
+
+    for root in sorted(roots, key=lambda s: s.start_ns):
+        walk(root, 0)
+    return (
+        "<!doctype html><meta charset=utf-8><title>trace</title><style>"
+        "body{font:14px sans-serif;margin:24px}td{padding:3px 8px;white-space:nowrap}"
+        ".axis{width:55%}.bar{height:12px;background:#4c78a8}.bar.client{background:#f58518}"
+        "</style>"
+        f"<h2>Trace {trace_id}</h2><p>{len(spans)} spans received over OTLP/HTTP</p>"
+        "<table>" + "".join(rows) + "</table>"
+    )

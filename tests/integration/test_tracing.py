@@ -3,6 +3,7 @@ trace per request on the lane and on the ASGI path, exported over OTLP/HTTP to a
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
+from tests.browser import headless_chromium
 from tests.integration.databases import create_database, drop_database
-from tests.integration.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.integration.otlp_receiver import OtlpReceiver, ReceivedSpan, waterfall_html
 from tests.integration.stack import Stack
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "integration"
@@ -104,6 +107,12 @@ def _complete(spans: list[ReceivedSpan]) -> bool:
         }
         <= systems
     )
+
+
+def _complete_read(spans: list[ReceivedSpan]) -> bool:
+    """Every hop's server span of a read (a cached page may need no database span)."""
+    services = {span.service for span in spans if span.kind == "server"}
+    return {"api_gateway", "load_balancer"} <= services and bool(services & SERVERS)
 
 
 def _db_system(span: ReceivedSpan) -> object:
@@ -211,3 +220,37 @@ def test_traces_are_off_by_default_and_a_clients_traceparent_is_left_alone(
         lines = _log_lines(stack, service, request_id)
         assert lines
         assert not [line for line in lines if "trace_id" in line]
+
+
+def test_swagger_shows_the_traceparent_whose_trace_the_receiver_holds(
+    traced: Stack, receiver: OtlpReceiver
+) -> None:
+    with headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(f"{traced.url('api_gateway')}/docs")
+            page.locator(".auth-wrapper .authorize").click()
+            page.fill("#oauth_username", "user")
+            page.fill("#oauth_password", "user123")
+            page.locator(".auth-btn-wrapper .authorize").click()
+            expect(page.locator(".auth-btn-wrapper")).to_contain_text("Logout")
+            page.locator(".btn-done").click()
+            list_itens = page.locator(".opblock-get").filter(
+                has=page.locator('.opblock-summary-path[data-path="/itens"]')
+            )
+            list_itens.locator(".opblock-summary").click()
+            list_itens.locator(".try-out__btn").click()
+            with page.expect_response(re.compile(r"/itens(\\?.*)?$")) as answer:
+                list_itens.locator(".execute").click()
+            trace_id = answer.value.headers["traceparent"].split("-")[1]
+            headers = list_itens.locator(".live-responses-table pre").filter(has_text="traceparent")
+            expect(headers).to_contain_text(f"traceparent: 00-{trace_id}-")
+            headers.scroll_into_view_if_needed()
+            page.screenshot(path=str(OUTPUT / "trace-swagger.png"))
+            spans = receiver.wait_for(trace_id, _complete_read)
+            assert {"api_gateway", "load_balancer"} <= {s.service for s in spans}
+            page.set_content(waterfall_html(trace_id, spans))
+            expect(page.locator("h2")).to_contain_text(trace_id)
+            page.screenshot(path=str(OUTPUT / "trace-waterfall.png"), full_page=True)
+        finally:
+            page.close()
