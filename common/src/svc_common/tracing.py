@@ -6,7 +6,8 @@ runs and a caller's traceparent passes through every hop untouched. On, each hop
 the caller's W3C trace (or starts one), sends its own traceparent to the next hop and back to
 the client, and names its trace and span in its log lines. Only a sampled request costs SDK
 objects: an unsampled one is a traceparent with a span id of this hop's, since under the
-default parentbased sampler nothing below an unsampled caller is ever recorded.
+default parentbased sampler nothing below an unsampled caller is ever recorded
+(docs/adr/0011-one-span-policy-for-both-paths.md).
 """
 
 import random
