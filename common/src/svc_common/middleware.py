@@ -97,7 +97,7 @@ class RequestContextMiddleware:
         request_id = request_id_from(scope["headers"])
         token = request_id_var.set(request_id)
         id_header = (b"x-request-id", request_id.encode())
-        extra_headers = list(self.extra_headers)
+        extra_headers = self.extra_headers
         # A lane request handed over (TO_ASGI) brings the span the lane started.
         hop = scope.get(tracing.SCOPE_KEY) or trace_start(
             scope["method"], scope["path"], "unmatched", scope["headers"]
@@ -105,7 +105,7 @@ class RequestContextMiddleware:
         trace_token = None
         if hop is not None:
             trace_token = tracing.attach(hop)
-            extra_headers += tracing.headers(hop)
+            extra_headers = (*extra_headers, *tracing.headers(hop))
         status = 500
         start = time.perf_counter()
 
