@@ -5,7 +5,6 @@ import json
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import yaml
 
 from tests.integration.conftest import require_installed
 from tests.integration.stack import Stack, free_port, stop_process
-from tests.integration.test_monitoring_live import Receiver, wait_for
+from tests.integration.webhooks import Receiver, serving_receiver, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -101,12 +100,8 @@ def launch(command: list[str], log: Path, ready: str) -> "subprocess.Popen[bytes
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     """The webhook Alertmanager calls, serving from a thread."""
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    with serving_receiver() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
