@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 VENV_BIN := $(CURDIR)/.venv/bin
 
-.PHONY: help up sync sync-run system-deps lint typecheck unit integration deploy-check docs test compose-test bench bench-cache clean
+.PHONY: help up sync sync-run system-deps lint typecheck unit integration deploy-check docs test compose-test swarm-test bench bench-cache clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -88,6 +88,12 @@ compose-down: ## Stop the containers of make compose-up (the database volume sta
 compose-test: sync ## Build the images, run docker-compose.yml end to end in a real Docker engine
 	@[ "$${COMPOSE_TEST_ENGINE:-}" = system ] || scripts/system_deps.sh scripts/compose-test-packages.txt
 	$(VENV_BIN)/pytest -q -p no:cacheprovider --timeout=1800 tests/compose
+
+# deploy/swarm/stack.yml on a one-node swarm of a dockerd of its own (root), on compose-test's
+# stand-in base images; it scales and rolls the stack under load. See tests/swarm.
+swarm-test: sync ## Deploy the swarm stack, scale and roll it under load: no request may fail
+	@scripts/system_deps.sh scripts/compose-test-packages.txt
+	$(VENV_BIN)/pytest -q -p no:cacheprovider --timeout=900 tests/swarm
 
 # BENCH_DURATION, BENCH_CONNECTIONS, BENCH_RUNS (or ARGS="--duration 5 ...") shorten it.
 bench: sync system-deps ## wrk: our path against nginx and a bare app, side by side (PostgreSQL+Redis); ~17 min

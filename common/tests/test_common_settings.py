@@ -1,8 +1,16 @@
-"""SECRET_KEY has no usable default outside dev mode."""
+"""SECRET_KEY has no usable default outside dev mode; secrets may come as files."""
+
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from svc_common.settings import DEV_SECRET_KEY, AuthSettings
+from svc_common.settings import (
+    DEV_SECRET_KEY,
+    SECRETS_DIR,
+    AuthSettings,
+    ServiceSettings,
+    secrets_dir,
+)
 
 
 def _settings(**kwargs: object) -> AuthSettings:
@@ -37,3 +45,31 @@ def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("READ_TIMEOUT", "")
     settings = _settings(dev_mode=True)
     assert (settings.log_level, settings.read_timeout) == ("INFO", 10.0)
+
+
+def test_a_setting_comes_from_its_file_in_the_secrets_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Docker swarm mounts each secret as a file; `echo ... | docker secret create` ends it
+    # with a newline.
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    key = "k" * 20 + "0123456789abcdef"
+    (tmp_path / "SECRET_KEY").write_text(f"{key}\n")
+    settings = _settings(dev_mode=False, _secrets_dir=tmp_path)
+    assert settings.jwt_key == key
+
+
+def test_a_variable_wins_over_a_secret_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_env = "e" * 20 + "0123456789abcdef"
+    monkeypatch.setenv("SECRET_KEY", from_env)
+    (tmp_path / "secret_key").write_text("f" * 20 + "0123456789abcdef")
+    assert _settings(dev_mode=False, _secrets_dir=tmp_path).jwt_key == from_env
+
+
+def test_secret_files_are_read_from_run_secrets_only_where_it_exists(tmp_path: Path) -> None:
+    assert secrets_dir(str(tmp_path)) == str(tmp_path)
+    assert secrets_dir(str(tmp_path / "absent")) is None
+    assert secrets_dir() == (SECRETS_DIR if Path(SECRETS_DIR).is_dir() else None)
+    assert ServiceSettings.model_config.get("secrets_dir") == secrets_dir()
