@@ -1,6 +1,7 @@
 """The whole system over HTTP: the README flow, envelopes, round-robin, observability."""
 
 import itertools
+import time
 import uuid
 
 import httpx
@@ -216,11 +217,18 @@ def test_cache_requires_a_token(stack: Stack) -> None:
 
 
 def test_monitor_reports_all_six_services_up(stack: Stack) -> None:
-    data = httpx.get(f"{stack.url('monitoring')}/health").json()["data"]
+    deadline = time.monotonic() + 15  # a monitor started a moment ago polls every 0.5 s
+    while True:
+        data = httpx.get(f"{stack.url('monitoring')}/health").json()["data"]
+        if all(s["status"] == "up" for s in data["services"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert {s["name"] for s in data["services"]} == set(SERVICES)
     assert all(s["status"] == "up" for s in data["services"]), data
     metrics = stack.scrape("monitoring").text
-    assert 'up{service="server2"} 1.0' in metrics
+    # One series per instance (address) of a service; server2 has one, its own port.
+    port = stack.ports["server2"]
+    assert f'up{{instance="127.0.0.1:{port}",service="server2"}} 1.0' in metrics
 
 
 def test_dashboard_is_a_web_page_with_its_own_assets(stack: Stack) -> None:
