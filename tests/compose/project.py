@@ -214,8 +214,10 @@ class ComposeProject:
         return str(state.get("Health", {}).get("Status", state.get("Status")))
 
     def services(self) -> list[str]:
-        """Every service of the compose file."""
-        return self.compose("config", "--services").stdout.split()
+        """The services `up` starts: every one of the compose file but those behind a profile
+        (the v1 CLI's `config --services` lists those too)."""
+        config = yaml.safe_load(self.compose("config").stdout)
+        return [name for name, spec in config["services"].items() if not spec.get("profiles")]
 
     def wait_healthy(self, services: list[str], timeout: float = HEALTHY_TIMEOUT) -> None:
         """Block until every named service's container reports healthy."""
