@@ -63,16 +63,7 @@ def test_overlay_with_its_network_policies_passes_strict_schema_validation(
     policies = of_kind(manifests, "NetworkPolicy")
     assert {"default-deny", "allow-dns", "api-gateway"} <= policies.keys()
     assert {p["metadata"]["namespace"] for p in policies.values()} == {NAMESPACES[name]}
-    rendered = tmp_path / f"{name}.yaml"
-    rendered.write_text(yaml.safe_dump_all(manifests))
-    run(
-        venv_tool("kubernetes-validate"),
-        "--strict",
-        "--quiet",
-        "--kubernetes-version",
-        KUBERNETES_VERSION,
-        str(rendered),
-    )
+    validate(manifests, tmp_path / f"{name}.yaml")
 
 
 def test_every_container_has_probes_limits_and_runs_non_root(
@@ -176,6 +167,19 @@ OUTSIDERS = [
         ip="203.0.113.7",
     ),
 ]
+
+
+def validate(manifests: list[Manifest], rendered: Path) -> None:
+    """kubernetes-validate --strict over these manifests, written to rendered first."""
+    rendered.write_text(yaml.safe_dump_all(manifests))
+    run(
+        venv_tool("kubernetes-validate"),
+        "--strict",
+        "--quiet",
+        "--kubernetes-version",
+        KUBERNETES_VERSION,
+        str(rendered),
+    )
 
 
 def selects(selector: Manifest, labels: dict[str, str]) -> bool:

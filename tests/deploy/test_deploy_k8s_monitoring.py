@@ -8,7 +8,6 @@ from types import ModuleType
 import yaml
 
 from tests.deploy.test_deploy_k8s import (
-    KUBERNETES_VERSION,
     OUTSIDERS,
     SECRET,
     Endpoint,
@@ -18,8 +17,9 @@ from tests.deploy.test_deploy_k8s import (
     pods,
     render,
     selects,
+    validate,
 )
-from tests.deploy.tools import REPO, run, venv_tool
+from tests.deploy.tools import REPO
 
 OVERLAY = "prometheus-operator"
 NAMESPACE = "arquitetura"
@@ -71,16 +71,7 @@ def test_overlay_is_prod_plus_the_operators_kinds_and_passes_strict_validation(
     # Validated explicitly without the CRD kinds, which the schemas cannot know.
     built_in = [m for m in manifests if m["kind"] not in OPERATOR_KINDS]
     assert len(manifests) - len(built_in) == len(OPERATOR_KINDS)
-    rendered = tmp_path / f"{OVERLAY}.yaml"
-    rendered.write_text(yaml.safe_dump_all(built_in))
-    run(
-        venv_tool("kubernetes-validate"),
-        "--strict",
-        "--quiet",
-        "--kubernetes-version",
-        KUBERNETES_VERSION,
-        str(rendered),
-    )
+    validate(built_in, tmp_path / f"{OVERLAY}.yaml")
 
 
 def test_service_monitor_scrapes_every_service_as_job_arquitetura_with_the_token() -> None:

@@ -30,20 +30,24 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def traced(receiver: OtlpReceiver, redis_url: str) -> Iterator[Stack]:
-    """Gateway, balancer and both servers on PostgreSQL + Redis, with traces on (sampled all)."""
+@pytest.fixture(scope="module", params=["lane", "asgi"])
+def traced(
+    request: pytest.FixtureRequest, receiver: OtlpReceiver, redis_url: str
+) -> Iterator[Stack]:
+    """Gateway, balancer and both servers on PostgreSQL + Redis, with traces on (sampled all);
+    once with the lane (FAST_LANE=true) and once with every request on the ASGI path."""
     database = asyncio.run(create_database("traces"))
-    workdir = OUTPUT / "stack-traced"
+    workdir = OUTPUT / f"stack-traced-{request.param}"
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("*.log"):
         old.unlink()
     stack = Stack(
-        "traced",
+        request.param,
         workdir,
         database,
         redis_url,
         extra_env={
+            "FAST_LANE": str(request.param == "lane").lower(),
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds: the test waits for the batches
         },
@@ -175,7 +179,7 @@ def test_a_write_on_the_asgi_path_is_one_trace_from_the_gateway_to_postgres_and_
         assert hop.span_id in {line.get("span_id") for line in lines}
 
 
-def test_a_read_on_the_lane_continues_the_clients_trace_down_to_postgres_and_redis(
+def test_a_read_by_id_continues_the_clients_trace_down_to_postgres_and_redis(
     client: httpx.Client, receiver: OtlpReceiver
 ) -> None:
     created = client.post("/itens", json={"nome": "lane", "descricao": "read", "preco": 2})
@@ -246,11 +250,11 @@ def test_swagger_shows_the_traceparent_whose_trace_the_receiver_holds(
             headers = list_itens.locator(".live-responses-table pre").filter(has_text="traceparent")
             expect(headers).to_contain_text(f"traceparent: 00-{trace_id}-")
             headers.scroll_into_view_if_needed()
-            page.screenshot(path=str(OUTPUT / "trace-swagger.png"))
+            page.screenshot(path=str(OUTPUT / f"trace-swagger-{traced.name}.png"))
             spans = receiver.wait_for(trace_id, _complete_read)
             assert {"api_gateway", "load_balancer"} <= {s.service for s in spans}
             page.set_content(waterfall_html(trace_id, spans))
             expect(page.locator("h2")).to_contain_text(trace_id)
-            page.screenshot(path=str(OUTPUT / "trace-waterfall.png"), full_page=True)
+            page.screenshot(path=str(OUTPUT / f"trace-waterfall-{traced.name}.png"), full_page=True)
         finally:
             page.close()
