@@ -28,9 +28,6 @@ SETTINGS = (
 LINKCHECKER_INI = """\
 [checking]
 maxrequestspersecond=1000
-# One thread: once, in CI, the missing anchor below went unreported; pages fetched by several
-# threads at once are the likeliest cause, and these sites are small.
-threads=1
 [filtering]
 checkextern=0
 [AnchorCheck]
