@@ -4,14 +4,19 @@ the contracts with the SDK and the SQLAlchemy instrumentation."""
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode, TraceState
 from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine, text
-from svc_common import tracing, tracing_setup
+from svc_common import tracing, tracing_export, tracing_setup
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
 
@@ -23,14 +28,12 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     """Traces on for this test, into memory (configure() sets the process's provider once)."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    for name in ("ENABLED", "_tracer", "_follows_parent"):
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    for name in ("ENABLED", "_pipeline"):
         monkeypatch.setattr(tracing, name, getattr(tracing, name))
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
-    tracing.enable(
-        provider.get_tracer("test"),
-        follows_parent=tracing_setup.follows_parent(provider.sampler.get_description()),
-    )
+    tracing.enable(provider.sampler, provider.resource, processor)
     yield exporter
     provider.shutdown()
 
@@ -94,7 +97,7 @@ def test_with_traces_on_a_hop_names_its_own_span_as_the_parent_of_the_next(
     trace_id, parent_id, flags = _ids(out[b"traceparent"])
     assert (trace_id, flags) == ("0af7651916cd43dd8448eb211c80319c", "01")
     assert hop.span is not None
-    assert parent_id == f"{hop.span.get_span_context().span_id:016x}"
+    assert parent_id == f"{hop.span.context.span_id:016x}"
     assert out[b"tracestate"] == b"vendor=1"
     tracing.finish(hop, "GET", "/itens/{id}", 200, {"backend": "http://s1:8002", "tries": 2})
     (finished,) = exported.get_finished_spans()
@@ -156,7 +159,7 @@ def test_log_ids_name_the_span_as_traceparent_does(exported: InMemorySpanExporte
     assert hop.span is not None
     ids = tracing.log_ids(hop)
     assert ids["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
-    assert ids["span_id"] == f"{hop.span.get_span_context().span_id:016x}"
+    assert ids["span_id"] == f"{hop.span.context.span_id:016x}"
     token = tracing.attach(hop)
     try:
         assert tracing.log_ids() == ids  # the current hop's, for lines logged in its context
@@ -200,3 +203,91 @@ def test_sqlalchemy_statements_are_client_spans_of_the_hop_unless_it_is_unsample
         assert _statements(exported, engine, CLIENT_PARENT[:-2] + b"00") == []
     finally:
         SQLAlchemyInstrumentor().uninstrument()
+
+
+def _encoded(span: ReadableSpan) -> ProtoSpan:
+    """The span as OTLP sends it, minus what differs between any two spans (ids, times)."""
+    (resource_spans,) = encode_spans([span]).resource_spans
+    (scope_spans,) = resource_spans.scope_spans
+    encoded: ProtoSpan = scope_spans.spans[0]
+    for field in ("span_id", "start_time_unix_nano", "end_time_unix_nano"):
+        encoded.ClearField(field)
+    return encoded
+
+
+def test_a_sampled_hop_reports_the_span_the_sdks_tracer_would_have_made(
+    exported: InMemorySpanExporter,
+) -> None:
+    # tracing builds a sampled hop's span itself (the SDK's ReadableSpan, handed to the span
+    # processor) instead of the tracer's Span: this pins that OTLP receives the same thing.
+    headers = [(b"traceparent", CLIENT_PARENT), (b"tracestate", b"vendor=1")]
+    hop = tracing.start("GET", "/itens/7", "/itens/{id}", headers)
+    tracing.finish(hop, "GET", "/itens/{id}", 503, {"backend": "http://s1:8002", "tries": 2})
+    (ours,) = exported.get_finished_spans()
+    assert ours.parent is not None
+    assert ours.attributes is not None
+    theirs = (
+        trace.get_tracer_provider()
+        .get_tracer("svc_common")
+        .start_span(
+            "GET /itens/{id}",
+            context=trace.set_span_in_context(NonRecordingSpan(ours.parent)),
+            kind=SpanKind.SERVER,
+            attributes=dict(ours.attributes),
+        )
+    )
+    theirs.set_status(Status(StatusCode.ERROR))
+    theirs.end()
+    assert _encoded(ours) == _encoded(exported.get_finished_spans()[1])
+    assert ours.context is not None
+    assert ours.context.trace_state == TraceState([("vendor", "1")])
+
+
+def test_the_configured_sampler_decides_for_a_new_trace(
+    exported: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    never = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0)))
+    monkeypatch.setattr(tracing, "_pipeline", tracing._pipeline._replace(sampler=never.sampler))  # type: ignore[union-attr]
+    hop = tracing.start("GET", "/itens", "/itens", [])
+    assert hop.span is None
+    assert hop.traceparent.endswith(b"-00")
+    tracing.finish(hop, "GET", "/itens", 200, None)
+    assert exported.get_finished_spans() == ()
+
+
+def test_outside_a_request_client_instrumentations_make_no_spans(
+    exported: InMemorySpanExporter,
+) -> None:
+    # A health check's SELECT 1 or a background sweep would each start a trace of its own.
+    engine = create_engine("sqlite://")
+    tracing_setup.instrument_engine(engine)
+    token = tracing.quiet_outside_requests()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert exported.get_finished_spans() == ()
+        (statement,) = _statements(exported, engine, CLIENT_PARENT)
+        assert statement.parent is not None
+        assert _statements(exported, engine, CLIENT_PARENT[:-2] + b"00") == []
+    finally:
+        otel_context.detach(token)  # type: ignore[arg-type]
+        SQLAlchemyInstrumentor().uninstrument()
+
+
+def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExporter) -> None:
+    # tracing_export.encode replaces the SDK exporter's encoder (four times slower): the same
+    # request for a batch of every kind of span and attribute a process sends.
+    hop = tracing.start("GET", "/itens/7", "/itens/{id}", [(b"traceparent", CLIENT_PARENT)])
+    tracing.finish(hop, "GET", "/itens/{id}", 200, {"backend": "http://s1:8002", "tries": 2})
+    provider = trace.get_tracer_provider()
+    redis = provider.get_tracer("opentelemetry.instrumentation.redis", "0.51b0", "https://s/1")
+    with redis.start_as_current_span("EVALSHA", kind=SpanKind.CLIENT) as client:
+        client.set_attributes({"db.redis.args_length": 3, "ratio": 0.5, "ok": True})
+        client.set_attribute("db.statement", ["EVALSHA", "x"])
+        client.record_exception(ValueError("gone"))
+        client.add_link(client.get_span_context(), {"why": "retry"})
+        client.set_status(Status(StatusCode.ERROR, "gone"))
+    provider.get_tracer("svc_common").start_span("sweep").end()
+    spans = exported.get_finished_spans()
+    assert len(spans) == 3
+    assert tracing_export.encode(spans) == encode_spans(spans)

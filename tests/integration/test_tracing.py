@@ -204,12 +204,18 @@ def test_a_read_by_id_continues_the_clients_trace_down_to_postgres_and_redis(
     assert any(_db_system(s) == "redis" for s in below), below
 
 
-def test_polled_paths_make_no_traces(traced: Stack, receiver: OtlpReceiver) -> None:
+def test_polled_paths_and_background_work_make_no_traces(
+    traced: Stack, receiver: OtlpReceiver
+) -> None:
     answer = httpx.get(f"{traced.url('api_gateway')}/saude")
     assert answer.status_code == 200
     assert "traceparent" not in answer.headers
     time.sleep(0.5)
     assert not [s for s in receiver.spans if s.attributes.get("url.path") == "/saude"]
+    # Nor do the queries of health checks (the balancer polls each server's /saude, which
+    # asks PostgreSQL and Redis) or of background work: every trace starts at a request.
+    traces = {s.trace_id for s in receiver.spans if s.kind == "server"}
+    assert [s for s in receiver.spans if s.trace_id not in traces] == []
 
 
 def test_traces_are_off_by_default_and_a_clients_traceparent_is_left_alone(

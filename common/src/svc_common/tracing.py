@@ -4,24 +4,25 @@ lane and the ASGI path (both call start() when a request arrives and finish() wh
 Callers test ENABLED first (svc_common.tracing_setup sets it from OTEL_*): off, nothing here
 runs and a caller's traceparent passes through every hop untouched. On, each hop takes part in
 the caller's W3C trace (or starts one), sends its own traceparent to the next hop and back to
-the client, and names its trace and span in its log lines. Only a sampled request costs SDK
-objects: an unsampled one is a traceparent with a span id of this hop's, since under the
-default parentbased sampler nothing below an unsampled caller is ever recorded
+the client, and names its trace and span in its log lines. The configured sampler decides, as
+the SDK's tracer would; a sampled hop's span goes to the SDK's span processor when the request
+ends, the one SDK object it costs, and an unsampled hop is a traceparent and nothing more
 (docs/adr/0011-one-span-policy-for-both-paths.md).
 """
 
 import random
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import (
     NonRecordingSpan,
-    Span,
     SpanContext,
     SpanKind,
     Status,
@@ -29,10 +30,15 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:  # the SDK is imported only when traces are on
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry.sdk.trace.sampling import Sampler
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 ENABLED = False
-_tracer: trace.Tracer | None = None
-_follows_parent = False
 # Where the ASGI scope carries the hop the lane started, for a request it hands over (TO_ASGI).
 SCOPE_KEY = "trace_hop"
 # What a hop writes for the next one (and the client); an upstream's are not relayed down.
@@ -42,17 +48,53 @@ _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-
 _ZEROS = frozenset({b"0" * 32, b"0" * 16})
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
-# Span ids need to be unique, not secret (the SDK's generator uses random too).
+# Trace and span ids need to be unique, not secret (the SDK's generator uses random too).
 _ids = random.Random(secrets.randbits(64))  # noqa: S311
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_UNSET = Status(StatusCode.UNSET)
+_ERROR = Status(StatusCode.ERROR)
+
+
+class _Pipeline(NamedTuple):
+    """Where sampled spans go: the provider's sampler, resource and processor."""
+
+    sampler: "Sampler"
+    follows_parent: bool
+    resource: "Resource"
+    scope: "InstrumentationScope"
+    processor: "SpanProcessor"
+    span: "type[ReadableSpan]"
+
+
+_pipeline: _Pipeline | None = None
+
+
+class Recording:
+    """The span a sampled hop reports when its request ends."""
+
+    __slots__ = ("attributes", "context", "parent", "start_ns")
+
+    def __init__(
+        self,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, AttributeValue],
+    ) -> None:
+        self.context = context
+        self.parent = parent
+        self.attributes = attributes
+        self.start_ns = time.time_ns()
 
 
 class Hop:
     """This hop's part in one request's trace: the traceparent naming its span (sent on and
-    answered with), the caller's tracestate, and the SDK's span when the trace is sampled."""
+    answered with), the caller's tracestate, and its span's record when the trace is sampled."""
 
     __slots__ = ("span", "traceparent", "tracestate")
 
-    def __init__(self, traceparent: bytes, tracestate: bytes | None, span: Span | None) -> None:
+    def __init__(
+        self, traceparent: bytes, tracestate: bytes | None, span: Recording | None
+    ) -> None:
         self.traceparent = traceparent
         self.tracestate = tracestate
         self.span = span
@@ -61,10 +103,22 @@ class Hop:
 _current: ContextVar[Hop | None] = ContextVar("trace_hop", default=None)
 
 
-def enable(tracer: trace.Tracer, *, follows_parent: bool) -> None:
-    """Traces on, from here on (tracing_setup.configure)."""
-    global ENABLED, _tracer, _follows_parent
-    _tracer, _follows_parent, ENABLED = tracer, follows_parent, True
+def enable(sampler: "Sampler", resource: "Resource", processor: "SpanProcessor") -> None:
+    """Traces on, from here on, sampled by sampler into processor (tracing_setup.configure)."""
+    global ENABLED, _pipeline  # noqa: PLW0603
+    from opentelemetry.sdk.trace import ReadableSpan  # noqa: PLC0415
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope  # noqa: PLC0415
+
+    description = sampler.get_description()
+    # A parentbased sampler keeps exactly the caller's decision (unless configured otherwise):
+    # a hop below a caller then needs no sampler call.
+    follows_parent = description.startswith("ParentBased{") and (
+        "remoteParentSampled:AlwaysOnSampler" in description
+        and "remoteParentNotSampled:AlwaysOffSampler" in description
+    )
+    scope = InstrumentationScope("svc_common")
+    _pipeline = _Pipeline(sampler, follows_parent, resource, scope, processor, ReadableSpan)
+    ENABLED = True
 
 
 def _caller(headers: list[tuple[bytes, bytes]]) -> tuple[re.Match[bytes] | None, bytes | None]:
@@ -87,51 +141,83 @@ def _caller(headers: list[tuple[bytes, bytes]]) -> tuple[re.Match[bytes] | None,
 
 def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Hop:
     """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
-    assert _tracer is not None, "start() is called only when ENABLED"
+    assert _pipeline is not None, "start() is called only when ENABLED"
     parent, state = _caller(headers)
+    span_id = _ids.getrandbits(64) or 1
+    caller = None
     if parent is not None:
-        _, trace_id, span_id, flags, _ = parent.groups()
-        if _follows_parent and not int(flags, 16) & TraceFlags.SAMPLED:
-            return Hop(b"00-%s-%016x-%s" % (trace_id, _ids.getrandbits(64), flags), state, None)
+        _, trace_hex, parent_hex, flags_hex, _ = parent.groups()
+        flags = int(flags_hex, 16)
+        if _pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
+            return Hop(b"00-%s-%016x-%s" % (trace_hex, span_id, flags_hex), state, None)
+        trace_id = int(trace_hex, 16)
         caller = SpanContext(
-            int(trace_id, 16),
-            int(span_id, 16),
+            trace_id,
+            int(parent_hex, 16),
             is_remote=True,
-            trace_flags=TraceFlags(int(flags, 16)),
+            trace_flags=TraceFlags(flags),
             trace_state=TraceState.from_header([state.decode("latin-1")]) if state else None,
         )
-        context = trace.set_span_in_context(NonRecordingSpan(caller))
     else:
-        context = None
-    span = _tracer.start_span(
-        f"{method} {route}",
-        context=context,
-        kind=SpanKind.SERVER,
-        attributes={"http.request.method": method, "url.path": path, "http.route": route},
+        trace_id = _ids.getrandbits(128) or 1
+    attributes: dict[str, AttributeValue] = {
+        "http.request.method": method,
+        "url.path": path,
+        "http.route": route,
+    }
+    trace_state: TraceState | None
+    if caller is not None and _pipeline.follows_parent:
+        sampled, trace_state = True, caller.trace_state
+    else:
+        decided = _pipeline.sampler.should_sample(
+            trace.set_span_in_context(NonRecordingSpan(caller)) if caller else None,
+            trace_id,
+            f"{method} {route}",
+            SpanKind.SERVER,
+            attributes,
+        )
+        sampled = decided.decision.is_sampled()  # type: ignore[no-untyped-call]
+        trace_state = decided.trace_state
+        attributes = dict(decided.attributes or attributes)
+    if not sampled:
+        return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None)
+    own = SpanContext(
+        trace_id, span_id, is_remote=False, trace_flags=_SAMPLED, trace_state=trace_state
     )
-    own = span.get_span_context()
-    traceparent = b"00-%032x-%016x-%02x" % (own.trace_id, own.span_id, own.trace_flags)
-    return Hop(traceparent, state, span if span.is_recording() else None)
+    return Hop(
+        b"00-%032x-%016x-01" % (trace_id, span_id), state, Recording(own, caller, attributes)
+    )
 
 
 def finish(
     hop: Hop, method: str, route: str, status: int, extra: Mapping[str, object] | None
 ) -> None:
-    """End the hop's span with the route template (known only now on the ASGI path), the
+    """Report the hop's span with the route template (known only now on the ASGI path), the
     answer's status and what a proxy reports (the backend chosen, how many tries)."""
     span = hop.span
-    if span is None:
+    if span is None or _pipeline is None:
         return
-    span.update_name(f"{method} {route}")
-    attributes: dict[str, str | int] = {"http.route": route, "http.response.status_code": status}
+    attributes = span.attributes
+    attributes["http.route"] = route
+    attributes["http.response.status_code"] = status
     for key, value in (extra or {}).items():
         name = _ATTRIBUTES.get(key)
         if name is not None and isinstance(value, str | int):
             attributes[name] = value
-    span.set_attributes(attributes)
-    if status >= 500:
-        span.set_status(Status(StatusCode.ERROR))
-    span.end()
+    _pipeline.processor.on_end(
+        _pipeline.span(
+            f"{method} {route}",
+            span.context,
+            span.parent,
+            _pipeline.resource,
+            attributes,
+            kind=SpanKind.SERVER,
+            status=_ERROR if status >= 500 else _UNSET,
+            start_time=span.start_ns,
+            end_time=time.time_ns(),
+            instrumentation_scope=_pipeline.scope,
+        )
+    )
 
 
 def headers(hop: Hop) -> list[tuple[bytes, bytes]]:
@@ -142,21 +228,31 @@ def headers(hop: Hop) -> list[tuple[bytes, bytes]]:
     return [(b"traceparent", hop.traceparent)]
 
 
-def attach(hop: Hop) -> tuple[object, object]:
+def quiet_outside_requests() -> object:
+    """Client instrumentations stay quiet in this context and all it starts (attach() lifts
+    that for a sampled request): health checks and background work make no traces. The token
+    undoes it (otel_context.detach)."""
+    return otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+
+
+def attach(hop: Hop) -> tuple[object, object | None]:
     """Make the hop current in this context: its database and Redis calls become children of
     its span and its log lines carry its ids. Unsampled, the client instrumentations stay
     quiet (they would build spans only to drop them). detach(token) undoes it."""
+    quiet = hop.span is None
+    if quiet and otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        return _current.set(hop), None  # quiet already (quiet_outside_requests)
+    context = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, quiet)
     if hop.span is not None:
-        context = trace.set_span_in_context(hop.span)
-    else:
-        context = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)
+        context = trace.set_span_in_context(NonRecordingSpan(hop.span.context), context)
     return _current.set(hop), otel_context.attach(context)
 
 
-def detach(token: tuple[object, object]) -> None:
+def detach(token: tuple[object, object | None]) -> None:
     """Undo attach()."""
     ours, theirs = token
-    otel_context.detach(theirs)  # type: ignore[arg-type]
+    if theirs is not None:
+        otel_context.detach(theirs)  # type: ignore[arg-type]
     _current.reset(ours)  # type: ignore[arg-type]
 
 

@@ -46,14 +46,6 @@ def problems(environ: Mapping[str, str]) -> list[str]:
     return found
 
 
-def follows_parent(sampler: str) -> bool:
-    """Whether a sampler (by its description) drops every child of an unsampled remote
-    parent, as the parentbased_* samplers do unless configured otherwise."""
-    return sampler.startswith("ParentBased{") and (
-        "remoteParentNotSampled:AlwaysOffSampler" in sampler
-    )
-
-
 def configure(service: str) -> bool:
     """Turn traces on for this process when the environment asks (once: the SDK's provider
     is global). Whether they are on."""
@@ -75,13 +67,12 @@ def configure(service: str) -> bool:
     # OTEL_SERVICE_NAME, when set, names the service; else SERVICE_NAME (server, server2, ...).
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
     provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(_exporter()))
+    processor = BatchSpanProcessor(_exporter())
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
-    tracing.enable(
-        provider.get_tracer("svc_common"),
-        follows_parent=follows_parent(provider.sampler.get_description()),
-    )
+    tracing.enable(provider.sampler, provider.resource, processor)
+    tracing.quiet_outside_requests()
     return True
 
 
@@ -90,11 +81,9 @@ def _exporter() -> "SpanExporter":
 
     if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
         return ConsoleSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter,
-    )
+    from svc_common.tracing_export import OtlpSpanExporter  # noqa: PLC0415
 
-    return OTLPSpanExporter()
+    return OtlpSpanExporter()
 
 
 def instrument_engine(engine: object) -> None:
