@@ -64,11 +64,19 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     return spans
 
 
-class OtlpReceiver:
-    """POST /v1/traces on a loopback port of its own, in a thread."""
+def count(body: bytes) -> int:
+    """How many spans one export holds (decoded, not kept)."""
+    request = ExportTraceServiceRequest.FromString(body)
+    return sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
 
-    def __init__(self) -> None:
+
+class OtlpReceiver:
+    """POST /v1/traces on a loopback port of its own, in a thread. With keep=False it only
+    counts the spans it decodes (a bench's receiver, which must not grow)."""
+
+    def __init__(self, *, keep: bool = True) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.received = 0
         self.exports = 0
         self._lock = threading.Lock()
         receiver = self
@@ -79,9 +87,11 @@ class OtlpReceiver:
                 if self.path != "/v1/traces" or "protobuf" not in self.headers["content-type"]:
                     self.send_error(404 if self.path != "/v1/traces" else 415)
                     return
-                spans = decode(body)
+                spans = decode(body) if keep else []
+                received = len(spans) if keep else count(body)
                 with receiver._lock:
                     receiver.spans += spans
+                    receiver.received += received
                     receiver.exports += 1
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
