@@ -178,7 +178,8 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
         )
         sampled = decided.decision.is_sampled()  # type: ignore[no-untyped-call]
         trace_state = decided.trace_state
-        attributes = dict(decided.attributes or attributes)
+        if sampled:  # the span says what the sampler returned, as the tracer's would
+            attributes = dict(decided.attributes or attributes)
     if not sampled:
         return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None)
     own = SpanContext(
