@@ -64,7 +64,9 @@ def _sdk_span(provider: TracerProvider) -> None:
 
 def _encode(spans: Sequence[ReadableSpan], encode: Callable[..., object]) -> Callable[[], None]:
     def batch() -> None:
-        encode(spans).SerializeToString()  # type: ignore[attr-defined]
+        encoded = encode(spans)
+        if not isinstance(encoded, bytes):  # the exporter's encoder returns the message
+            encoded.SerializeToString()  # type: ignore[attr-defined]
 
     return batch
 

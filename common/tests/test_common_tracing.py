@@ -1,24 +1,43 @@
 """svc_common.tracing and tracing_setup: when traces are on, what a hop sends on and logs, and
 the contracts with the SDK and the SQLAlchemy instrumentation."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode, TraceState
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceState,
+)
+from opentelemetry.util.types import Attributes
 from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine, text
 from svc_common import tracing, tracing_export, tracing_setup
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
+from typing_extensions import override
 
 CLIENT_PARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -110,18 +129,28 @@ def test_with_traces_on_a_hop_names_its_own_span_as_the_parent_of_the_next(
     assert finished.attributes["http.response.status_code"] == 200
 
 
-def test_below_an_unsampled_caller_a_hop_records_nothing_but_still_names_a_span_of_its_own(
+def test_below_an_unsampled_caller_a_hop_records_nothing_and_sends_the_traceparent_on_as_is(
     exported: InMemorySpanExporter,
 ) -> None:
     unsampled = CLIENT_PARENT[:-2] + b"00"
-    hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", unsampled)])
-    trace_id, span_id, flags = _ids(hop.traceparent)
-    assert (trace_id, flags) == ("0af7651916cd43dd8448eb211c80319c", "00")
-    assert span_id not in {"b7ad6b7169203331", "0" * 16}
+    headers = [(b"traceparent", unsampled), (b"tracestate", b"vendor=1")]
+    hop = tracing.start("GET", "/itens", "/itens", headers)
     assert hop.span is None
+    out = forward_headers(headers, client_ip="10.0.0.1", scheme="http", request_id="r", hop=hop)
+    assert [h for h in out if h[0] in tracing.TRACE_HEADERS] == headers
     tracing.finish(hop, "GET", "/itens", 200, None)
     assert exported.get_finished_spans() == ()
+    trace_id, span_id, _ = _ids(unsampled)
     assert tracing.log_ids(hop) == {"trace_id": trace_id, "span_id": span_id}
+
+
+def test_only_a_hop_that_began_the_trace_answers_with_its_traceparent(
+    exported: InMemorySpanExporter,
+) -> None:
+    began = tracing.start("GET", "/itens", "/itens", [])
+    assert began.answer == ((b"traceparent", began.traceparent),)
+    below = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
+    assert below.answer == ()
 
 
 @pytest.mark.parametrize(
@@ -256,6 +285,64 @@ def test_the_configured_sampler_decides_for_a_new_trace(
     assert exported.get_finished_spans() == ()
 
 
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        ALWAYS_ON,
+        ALWAYS_OFF,
+        TraceIdRatioBased(0.5),
+        TraceIdRatioBased(1e-05),
+        ParentBased(ALWAYS_OFF),
+        ParentBased(TraceIdRatioBased(0.1)),
+        ParentBased(TraceIdRatioBased(1.0)),
+    ],
+    ids=lambda sampler: sampler.get_description(),
+)
+def test_a_new_trace_is_sampled_exactly_when_the_sdks_sampler_says_so(
+    exported: InMemorySpanExporter, sampler: Sampler
+) -> None:
+    # These decide by trace id alone, which start() then tests inline.
+    tracing.enable(sampler, Resource.create({}), SimpleSpanProcessor(exported))
+    for _ in range(2000):
+        hop = tracing.start("GET", "/itens", "/itens", [])
+        trace_id = int(_ids(hop.traceparent)[0], 16)
+        decided = sampler.should_sample(None, trace_id, "GET /itens", SpanKind.SERVER, {})
+        assert (hop.span is not None) == decided.decision.is_sampled()
+
+
+class _ListingsOnly(Sampler):
+    """A sampler of a kind start() knows nothing of: it is asked for every new trace."""
+
+    @override
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        decision = Decision.RECORD_AND_SAMPLE if name == "GET /itens" else Decision.DROP
+        return SamplingResult(decision, {"sampled.by": "listings"})
+
+    def get_description(self) -> str:
+        return "ListingsOnly"
+
+
+def test_a_sampler_of_another_kind_is_asked_and_its_attributes_kept(
+    exported: InMemorySpanExporter,
+) -> None:
+    tracing.enable(_ListingsOnly(), Resource.create({}), SimpleSpanProcessor(exported))
+    listing = tracing.start("GET", "/itens", "/itens", [])
+    assert tracing.start("GET", "/itens/7", "/itens/{id}", []).span is None
+    tracing.finish(listing, "GET", "/itens", 200, None)
+    (span,) = exported.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["sampled.by"] == "listings"
+
+
 def test_outside_a_request_client_instrumentations_make_no_spans(
     exported: InMemorySpanExporter,
 ) -> None:
@@ -283,7 +370,10 @@ def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExpo
     provider = trace.get_tracer_provider()
     redis = provider.get_tracer("opentelemetry.instrumentation.redis", "0.51b0", "https://s/1")
     with redis.start_as_current_span("EVALSHA", kind=SpanKind.CLIENT) as client:
-        client.set_attributes({"db.redis.args_length": 3, "ratio": 0.5, "ok": True})
+        client.set_attributes({"db.redis.args_length": 3, "ratio": 0.5, "ok": True, "n": -2})
+        client.set_attributes({"empty": "", "zero": 0, "no": False, "long": "x" * 300})
+        client.set_attribute("sparse", ["a", None, "b"])
+        client.set_attribute("raw", b"\x00\xff")
         client.set_attribute("db.statement", ["EVALSHA", "x"])
         client.record_exception(ValueError("gone"))
         client.add_link(client.get_span_context(), {"why": "retry"})
@@ -291,4 +381,4 @@ def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExpo
     provider.get_tracer("svc_common").start_span("sweep").end()
     spans = exported.get_finished_spans()
     assert len(spans) == 3
-    assert tracing_export.encode(spans) == encode_spans(spans)
+    assert tracing_export.encode(spans) == encode_spans(spans).SerializeToString()

@@ -105,7 +105,7 @@ class RequestContextMiddleware:
         trace_token = None
         if hop is not None:
             trace_token = tracing.attach(hop)
-            extra_headers = (*extra_headers, *tracing.headers(hop))
+            extra_headers += hop.answer
         status = 500
         start = time.perf_counter()
 

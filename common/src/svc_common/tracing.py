@@ -45,12 +45,16 @@ SCOPE_KEY = "trace_hop"
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 # version-trace id-parent id-flags, lower-case hex (W3C Trace Context).
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+# How the SDK describes its samplers (Sampler.get_description).
+_ROOT_SAMPLER = re.compile(r"ParentBased\{root:(\w+(?:\{[^{}]*\})?),")
+_RATIO_SAMPLER = re.compile(r"TraceIdRatioBased\{([0-9.e+-]+)\}")
 _ZEROS = frozenset({b"0" * 32, b"0" * 16})
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
 # Trace and span ids need to be unique, not secret (the SDK's generator uses random too).
 _ids = random.Random(secrets.randbits(64))  # noqa: S311
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_LOW_64 = (1 << 64) - 1  # the part of a trace id TraceIdRatioBased compares
 _UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
 
@@ -60,6 +64,9 @@ class _Pipeline(NamedTuple):
 
     sampler: "Sampler"
     follows_parent: bool
+    # Where the sampler's decision is `trace id's low 64 bits < bound` (always_on, always_off,
+    # traceidratio: for a new trace, and below a caller too unless parent-based), the bound.
+    bound: int | None
     resource: "Resource"
     scope: "InstrumentationScope"
     processor: "SpanProcessor"
@@ -87,17 +94,29 @@ class Recording:
 
 
 class Hop:
-    """This hop's part in one request's trace: the traceparent naming its span (sent on and
-    answered with), the caller's tracestate, and its span's record when the trace is sampled."""
+    """This hop's part in one request's trace: the traceparent naming its span (sent on, and
+    answered when this hop began the trace), the caller's tracestate, and its span's record
+    when the trace is sampled."""
 
-    __slots__ = ("span", "traceparent", "tracestate")
+    __slots__ = ("answer", "relayed", "span", "traceparent", "tracestate")
 
     def __init__(
-        self, traceparent: bytes, tracestate: bytes | None, span: Recording | None
+        self,
+        traceparent: bytes,
+        tracestate: bytes | None,
+        span: Recording | None,
+        *,
+        began: bool = False,
+        relayed: bool = False,
     ) -> None:
         self.traceparent = traceparent
         self.tracestate = tracestate
         self.span = span
+        # The caller's traceparent, sent on as it came: this hop takes no part in the trace.
+        self.relayed = relayed
+        # A caller that sent a traceparent knows its trace (inner hops' callers are our own
+        # proxies, which would drop it); one that sent none hears here which trace it began.
+        self.answer = ((b"traceparent", traceparent),) if began else ()
 
 
 _current: ContextVar[Hop | None] = ContextVar("trace_hop", default=None)
@@ -117,8 +136,26 @@ def enable(sampler: "Sampler", resource: "Resource", processor: "SpanProcessor")
         and "remoteParentNotSampled:AlwaysOffSampler" in description
     )
     scope = InstrumentationScope("svc_common")
-    _pipeline = _Pipeline(sampler, follows_parent, resource, scope, processor, ReadableSpan)
+    bound = _bound(description)
+    _pipeline = _Pipeline(sampler, follows_parent, bound, resource, scope, processor, ReadableSpan)
     ENABLED = True
+
+
+def _bound(description: str) -> int | None:
+    """The trace-id bound of the samplers that decide by trace id alone, from the description
+    the SDK gives them; None for any other (its should_sample is called)."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased  # noqa: PLC0415
+
+    root = _ROOT_SAMPLER.match(description)
+    name = root.group(1) if root else description
+    if root is None and description.startswith("ParentBased{"):
+        return None
+    if name == "AlwaysOnSampler":
+        return TraceIdRatioBased.TRACE_ID_LIMIT + 1
+    if name == "AlwaysOffSampler":
+        return 0
+    ratio = _RATIO_SAMPLER.fullmatch(name)
+    return TraceIdRatioBased.get_bound_for_rate(float(ratio.group(1))) if ratio else None
 
 
 def _caller(headers: list[tuple[bytes, bytes]]) -> tuple[re.Match[bytes] | None, bytes | None]:
@@ -143,13 +180,14 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
     """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
     assert _pipeline is not None, "start() is called only when ENABLED"
     parent, state = _caller(headers)
-    span_id = _ids.getrandbits(64) or 1
     caller = None
     if parent is not None:
         _, trace_hex, parent_hex, flags_hex, _ = parent.groups()
         flags = int(flags_hex, 16)
         if _pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
-            return Hop(b"00-%s-%016x-%s" % (trace_hex, span_id, flags_hex), state, None)
+            # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
+            # on untouched, which then names the request in every hop's log lines.
+            return Hop(parent.group(0), state, None, relayed=True)
         trace_id = int(trace_hex, 16)
         caller = SpanContext(
             trace_id,
@@ -160,15 +198,15 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
         )
     else:
         trace_id = _ids.getrandbits(128) or 1
-    attributes: dict[str, AttributeValue] = {
-        "http.request.method": method,
-        "url.path": path,
-        "http.route": route,
-    }
+    span_id = _ids.getrandbits(64) or 1
+    attributes: dict[str, AttributeValue] | None = None
     trace_state: TraceState | None
     if caller is not None and _pipeline.follows_parent:
         sampled, trace_state = True, caller.trace_state
+    elif caller is None and _pipeline.bound is not None:  # the sampler's own test, inline
+        sampled, trace_state = trace_id & _LOW_64 < _pipeline.bound, None
     else:
+        attributes = _attributes(method, path, route)
         decided = _pipeline.sampler.should_sample(
             trace.set_span_in_context(NonRecordingSpan(caller)) if caller else None,
             trace_id,
@@ -181,13 +219,17 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
         if sampled:  # the span says what the sampler returned, as the tracer's would
             attributes = dict(decided.attributes or attributes)
     if not sampled:
-        return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None)
+        return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None, began=caller is None)
     own = SpanContext(
         trace_id, span_id, is_remote=False, trace_flags=_SAMPLED, trace_state=trace_state
     )
-    return Hop(
-        b"00-%032x-%016x-01" % (trace_id, span_id), state, Recording(own, caller, attributes)
-    )
+    span = Recording(own, caller, attributes or _attributes(method, path, route))
+    return Hop(b"00-%032x-%016x-01" % (trace_id, span_id), state, span, began=caller is None)
+
+
+def _attributes(method: str, path: str, route: str) -> dict[str, AttributeValue]:
+    """A server span's attributes when it starts (the sampler sees them)."""
+    return {"http.request.method": method, "url.path": path, "http.route": route}
 
 
 def finish(
@@ -222,7 +264,7 @@ def finish(
 
 
 def headers(hop: Hop) -> list[tuple[bytes, bytes]]:
-    """traceparent (and tracestate) naming this hop's span, for the next hop or the client:
+    """traceparent (and tracestate) naming this hop's span, for the next hop:
     W3C trace context, whatever OTEL_PROPAGATORS says (baggage passes through untouched)."""
     if hop.tracestate:
         return [(b"traceparent", hop.traceparent), (b"tracestate", hop.tracestate)]

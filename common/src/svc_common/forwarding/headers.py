@@ -57,10 +57,11 @@ def forward_headers(
     hop: tracing.Hop | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """End-to-end request headers plus X-Forwarded-For/-Proto/-Host and X-Request-ID, and
-    the traceparent of this hop's span when traces are on (else the client's goes on as is)."""
+    the traceparent of this hop's span when it has one (else the client's goes on as is)."""
     # keep_forwarded: an inner hop (behind a trusted proxy) passes on the X-Forwarded-Host and
     # -Proto it received, which describe the client's request, instead of its own.
-    dropped = _hop_by_hop(_NOT_FORWARDED_UP if hop is None else _NOT_FORWARDED_TRACED, headers)
+    rewrites = hop is not None and not hop.relayed
+    dropped = _hop_by_hop(_NOT_FORWARDED_TRACED if rewrites else _NOT_FORWARDED_UP, headers)
     out: list[tuple[bytes, bytes]] = []
     forwarded_for = b""
     host = b""
@@ -82,7 +83,7 @@ def forward_headers(
     if host:
         out.append((b"x-forwarded-host", host))
     out.append((b"x-request-id", request_id.encode("latin-1")))
-    if hop is not None:
+    if rewrites and hop is not None:
         out += tracing.headers(hop)
     return out
 

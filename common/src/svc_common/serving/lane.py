@@ -129,10 +129,10 @@ class LaneRequest:
         return self.raw_path + b"?" + self.query if self.query else self.raw_path
 
     def reply_headers(self, lane: "LaneHandler") -> tuple[tuple[bytes, bytes], ...]:
-        """The lane's headers for every answer, plus this request's traceparent."""
-        if self.hop is None:
+        """The lane's headers for every answer, plus the traceparent of a trace begun here."""
+        if self.hop is None or not self.hop.answer:
             return lane.extra_headers
-        return (*lane.extra_headers, *tracing.headers(self.hop))
+        return lane.extra_headers + self.hop.answer
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a (lower-case) header."""
