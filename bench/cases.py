@@ -96,7 +96,8 @@ class Bench:
             self.measure(case, script, self.args.warmup, record=False)
         runs: dict[str, list[report.Run]] = {case: [] for case in cases}
         for round_ in range(self.args.runs):
-            for case in cases:
+            # Every other round backwards: cases next to each other swap which goes first.
+            for case in cases if round_ % 2 == 0 else cases[::-1]:
                 if distinct:
                     self.new_generation(auth)
                 result = self.measure(case, script, self.args.duration, record=True)
@@ -110,7 +111,7 @@ class Bench:
         summaries = {case: report.summarize(r) for case, r in runs.items()}
         return {
             "cases": summaries,
-            "ratios": report.ratios(summaries),
+            "ratios": report.ratios(runs),
             "runs": runs,
             # Warm-ups included: a hit in any run of a distinct workload spoils its figures.
             "page_cache": {k: v - before.get(k, 0.0) for k, v in after.items()},

@@ -10,9 +10,10 @@ CASES: dict[str, str] = {
     "b": "nginx round-robin over both servers",
     "c": "our balancer over both servers",
     "d": "gateway + balancer (token, rate limit)",
+    # Beside d, its reference: each of its runs is paired with d's run next to it.
+    "g": "d with traces on (10 % sampled, OTLP/HTTP)",
     "e": "bare FastAPI app, items in memory",
     "f": "bare FastAPI app, one asyncpg statement per write",
-    "g": "d with traces on (10 % sampled, OTLP/HTTP)",
 }
 # ratio name -> (numerator case, denominator case), computed on every workload.
 RATIOS: dict[str, tuple[str, str]] = {
@@ -64,14 +65,15 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 3) if denominator else None
 
 
-def ratios(summaries: Mapping[str, Mapping[str, float]]) -> dict[str, float | None]:
-    """RATIOS from the median req/s of each case (None where a case is missing)."""
+def ratios(runs: Mapping[str, Sequence[Run]]) -> dict[str, float | None]:
+    """RATIOS, each the median over the rounds of one round's ratio (None where a case is
+    missing): runs of one round were measured minutes apart at most, so a machine that speeds
+    up or slows down over the whole run moves both sides of each ratio alike."""
     out: dict[str, float | None] = {}
     for name, (top, bottom) in RATIOS.items():
-        if top in summaries and bottom in summaries:
-            out[name] = ratio(summaries[top]["rps"], summaries[bottom]["rps"])
-        else:
-            out[name] = None
+        pairs = zip(runs.get(top, ()), runs.get(bottom, ()), strict=False)
+        each = [r["rps"] / s["rps"] for r, s in pairs if s["rps"]]
+        out[name] = round(median(each), 3) if each else None
     return out
 
 

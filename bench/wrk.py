@@ -48,7 +48,7 @@ end
 # of one server (a) and the full path (d); the writes also run against the bare app (e, in
 # memory) and the bare app writing to the same PostgreSQL (f), the floor of a write.
 WORKLOADS: dict[str, str] = {
-    "get_item": "abcdeg",
+    "get_item": "abcdge",
     "list": "abcde",
     "mix": "abcde",
     "page_first": "ad",

@@ -103,6 +103,10 @@ def test_log_lines_outside_an_event_loop_are_written_at_once() -> None:
     assert stream.getvalue() == "at start-up\n"
 
 
+TRACE_ID, SPAN_ID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+TRACEPARENT = f"00-{TRACE_ID}-{SPAN_ID}-01".encode()
+
+
 @pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()], ids=["json", "text"])
 def test_a_direct_access_line_is_the_line_a_log_record_would_give(
     formatter: LineFormatter,
@@ -114,11 +118,14 @@ def test_a_direct_access_line_is_the_line_a_log_record_would_give(
     token = request_id_var.set("req-1")
     try:
         with mock.patch("svc_common.logging.time.time", return_value=1_790_000_000.25):
-            handler.emit_access(logging.INFO, "GET /x 200 1.0ms", {"backend": "b1"})
+            handler.emit_access(
+                logging.INFO, "GET /x 200 1.0ms", {"backend": "b1"}, trace=TRACEPARENT
+            )
             record = logging.makeLogRecord(
                 {"name": "access", "levelno": logging.INFO, "levelname": "INFO"}
             )
             record.msg, record.backend = "GET /x 200 1.0ms", "b1"
+            record.trace_id, record.span_id = TRACE_ID, SPAN_ID
             record.created = 1_790_000_000.25
             handler.filter(record)
             handler.emit(record)
@@ -128,6 +135,8 @@ def test_a_direct_access_line_is_the_line_a_log_record_would_give(
     assert direct == via_record
     assert "req-1" in direct
     assert "b1" in direct
+    assert TRACE_ID in direct
+    assert SPAN_ID in direct
 
 
 async def test_with_a_flush_interval_access_lines_wait_for_it_and_leave_together() -> None:

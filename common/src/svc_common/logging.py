@@ -58,6 +58,8 @@ class Entry(NamedTuple):
     logger: str
     message: str
     extras: dict[str, Any]
+    # An access line's traceparent, when traces are on: the line names its trace and span.
+    trace: bytes | None = None
 
 
 class LineFormatter(logging.Formatter):
@@ -112,6 +114,8 @@ class JsonFormatter(LineFormatter):
             "msg": entry.message,
             **entry.extras,
         }
+        if entry.trace is not None:
+            fields["trace_id"], fields["span_id"] = tracing.ids(entry.trace)
         return orjson.dumps(fields, default=str).decode()
 
     def format(self, record: logging.LogRecord) -> str:
@@ -131,6 +135,8 @@ class TextFormatter(LineFormatter):
         text += " " + entry.message
         if entry.extras:
             text += " " + " ".join(f"{k}={v}" for k, v in entry.extras.items())
+        if entry.trace is not None:
+            text += " trace_id={} span_id={}".format(*tracing.ids(entry.trace))
         return text
 
     def format(self, record: logging.LogRecord) -> str:
@@ -178,7 +184,12 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def emit_access(
-        self, level: int, message: str, extras: dict[str, Any], request_id: str | None = None
+        self,
+        level: int,
+        message: str,
+        extras: dict[str, Any],
+        request_id: str | None = None,
+        trace: bytes | None = None,
     ) -> None:
         """An access line from its parts: what emit() writes for it, without a LogRecord.
 
@@ -194,6 +205,7 @@ class LoopBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 ACCESS_LOGGER,
                 message,
                 extras,
+                trace,
             ),
             batched=True,
         )
@@ -267,9 +279,14 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
 
 
 def log_access(
-    level: int, message: str, extras: dict[str, Any] | None = None, request_id: str | None = None
+    level: int,
+    message: str,
+    extras: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    trace: bytes | None = None,
 ) -> None:
-    """The access line of one request (of request_id, else of the current context).
+    """The access line of one request (of request_id, else of the current context; naming
+    the trace and span of its traceparent, when traces are on).
 
     When our handler is the only one (as configure_logging leaves it), the line goes straight
     to it: building a LogRecord and running it through the logging machinery cost more than
@@ -286,8 +303,12 @@ def log_access(
         and _access.propagate
         and not _access.filters
     ):
-        handlers[0].emit_access(level, message, extras or {}, request_id)
-    elif request_id is None:
+        handlers[0].emit_access(level, message, extras or {}, request_id, trace)
+        return
+    if trace is not None:
+        trace_id, span_id = tracing.ids(trace)
+        extras = {**(extras or {}), "trace_id": trace_id, "span_id": span_id}
+    if request_id is None:
         _access.log(level, "%s", message, extra=extras)
     else:
         token = request_id_var.set(request_id)

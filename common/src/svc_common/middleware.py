@@ -50,13 +50,13 @@ def finished(
     observe(method, route, status, seconds)
     if hop is not None:
         tracing.finish(hop, method, route, status, log_extra)
-        log_extra = {**(log_extra or {}), **tracing.log_ids(hop)}
     if access_log:
         log_access(
             logging.DEBUG if path in QUIET_PATHS else logging.INFO,
             f"{method} {path} {status} {seconds * 1000:.1f}ms",
             log_extra,
             request_id,
+            hop.traceparent if hop is not None else None,
         )
 
 

@@ -158,8 +158,11 @@ def _bound(description: str) -> int | None:
     return TraceIdRatioBased.get_bound_for_rate(float(ratio.group(1))) if ratio else None
 
 
-def _caller(headers: list[tuple[bytes, bytes]]) -> tuple[re.Match[bytes] | None, bytes | None]:
-    """The caller's traceparent (parsed, None when absent or invalid) and its tracestate."""
+def _caller(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[bytes, tuple[bytes, ...], bytes | None] | None:
+    """The caller's traceparent, its parts (version, trace id, parent id, flags, the rest) and
+    its tracestate; None when it sent no valid traceparent."""
     parent = state = None
     for name, value in headers:
         if name == b"traceparent":
@@ -168,26 +171,27 @@ def _caller(headers: list[tuple[bytes, bytes]]) -> tuple[re.Match[bytes] | None,
             state = value if state is None else state + b"," + value
     match = _TRACEPARENT.fullmatch(parent) if parent is not None else None
     if match is None:
-        return None, None
-    version, trace_id, span_id, _, rest = match.groups()
+        return None
+    parts = match.groups()
+    version, trace_id, span_id, _, rest = parts
     # ff is forbidden; version 00 has nothing after the flags (later versions may).
     if version == b"ff" or (version == b"00" and rest) or trace_id in _ZEROS or span_id in _ZEROS:
-        return None, None
-    return match, state
+        return None
+    return match.group(), parts, state
 
 
 def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Hop:
     """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
     assert _pipeline is not None, "start() is called only when ENABLED"
-    parent, state = _caller(headers)
-    caller = None
-    if parent is not None:
-        _, trace_hex, parent_hex, flags_hex, _ = parent.groups()
+    found = _caller(headers)
+    caller = state = None
+    if found is not None:
+        traceparent, (_, trace_hex, parent_hex, flags_hex, _), state = found
         flags = int(flags_hex, 16)
-        if _pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
+        if _pipeline.follows_parent and not flags & 1:  # TraceFlags.SAMPLED
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
-            return Hop(parent.group(0), state, None, relayed=True)
+            return Hop(traceparent, state, None, relayed=True)
         trace_id = int(trace_hex, 16)
         caller = SpanContext(
             trace_id,
@@ -309,5 +313,10 @@ def log_ids(hop: Hop | None = None) -> dict[str, str]:
     hop = hop or _current.get()
     if hop is None:
         return {}
-    traceparent = hop.traceparent.decode("latin-1")
-    return {"trace_id": traceparent[3:35], "span_id": traceparent[36:52]}
+    trace_id, span_id = ids(hop.traceparent)
+    return {"trace_id": trace_id, "span_id": span_id}
+
+
+def ids(traceparent: bytes) -> tuple[str, str]:
+    """The trace id and the span id a (valid) traceparent names."""
+    return traceparent[3:35].decode(), traceparent[36:52].decode()
