@@ -1,12 +1,14 @@
 """svc_common.tracing and tracing_setup: when traces are on, what a hop sends on and logs, and
 the contracts with the SDK and the SQLAlchemy instrumentation."""
 
+import asyncio
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
@@ -35,6 +37,7 @@ from opentelemetry.util.types import Attributes
 from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine, text
 from svc_common import tracing, tracing_export, tracing_setup
+from svc_common.autopipeline import AutoPipeline
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
 from typing_extensions import override
@@ -341,6 +344,72 @@ def test_a_sampler_of_another_kind_is_asked_and_its_attributes_kept(
     (span,) = exported.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes["sampled.by"] == "listings"
+
+
+class _Trips:
+    """A Redis client whose pipelines report, as each executes, whether client
+    instrumentations are quiet and under which span they would report; each trip then waits
+    to be let go."""
+
+    def __init__(self) -> None:
+        self.seen: asyncio.Queue[tuple[object, int]] = asyncio.Queue()
+        self.go = asyncio.Event()
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        trips = self
+
+        class Pipe:
+            commands = 0
+
+            def execute_command(self, *_: Any) -> None:
+                self.commands += 1
+
+            async def execute(self, raise_on_error: bool = True) -> list[Any]:
+                current = trace.get_current_span().get_span_context().span_id
+                trips.seen.put_nowait(
+                    (otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY), current)
+                )
+                await trips.go.wait()
+                trips.go.clear()
+                return [b"OK"] * self.commands
+
+        return Pipe()
+
+
+async def test_a_shared_redis_trip_reports_under_a_sampled_request_riding_it_or_not_at_all(
+    exported: InMemorySpanExporter,
+) -> None:
+    trips = _Trips()
+    pipeline = AutoPipeline(trips)  # type: ignore[arg-type]
+    first = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
+    unsampled = tracing.start(
+        "GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT[:-2] + b"00")]
+    )
+    other = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
+    assert first.span is not None
+    assert other.span is not None
+
+    async def call(hop: tracing.Hop) -> list[Any]:
+        token = tracing.attach(hop)
+        try:
+            return await pipeline.run(("GET", "k"))
+        finally:
+            tracing.detach(token)
+
+    # The first request starts the drain, in its own context; each later one joins the
+    # pending commands while a trip is in flight, and rides the next trip of the same drain.
+    calls = [asyncio.create_task(call(first))]
+    seen = [await trips.seen.get()]
+    for hop in (unsampled, other):
+        calls.append(asyncio.create_task(call(hop)))
+        await asyncio.sleep(0)
+        trips.go.set()
+        seen.append(await trips.seen.get())
+    trips.go.set()
+    assert await asyncio.gather(*calls) == [[b"OK"]] * 3
+    assert seen[0] == (False, first.span.context.span_id)
+    assert seen[1][0], "a trip of unsampled requests makes no span, whoever started the drain"
+    assert seen[2] == (False, other.span.context.span_id)
 
 
 def test_outside_a_request_client_instrumentations_make_no_spans(

@@ -10,16 +10,19 @@ import asyncio
 import contextlib
 from typing import Any
 
+from opentelemetry import context as otel_context
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from svc_common import tracing
+
 Command = tuple[Any, ...]
-# (the commands of one caller, the caller's future for their answers)
-_Entry = tuple[tuple[Command, ...], "asyncio.Future[list[Any]]"]
+# (the commands of one caller, the caller's future for their answers, its trace hop)
+_Entry = tuple[tuple[Command, ...], "asyncio.Future[list[Any]]", tracing.Hop | None]
 
 
 def _fail(batch: list[_Entry], error: Exception) -> None:
-    for _, future in batch:
+    for _, future, _ in batch:
         if not future.done():
             future.set_exception(error)
 
@@ -41,7 +44,7 @@ class AutoPipeline:
         if loop is None or not loop.is_running():
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
-        self._pending.append((commands, future))
+        self._pending.append((commands, future, tracing.current()))
         if self._in_flight is None:
             self._in_flight = loop.create_task(self._drain())
         return await future
@@ -57,8 +60,21 @@ class AutoPipeline:
             self._in_flight = None
 
     async def _send(self, batch: list[_Entry]) -> None:
+        if not tracing.ENABLED:
+            await self._trip(batch)
+            return
+        # The drain runs in the context of the request that started it, which may be long
+        # gone: each trip's client span goes under the first sampled request riding it.
+        sampled = next((hop for _, _, hop in batch if hop is not None and hop.span), None)
+        token = tracing.client_spans_under(sampled)
+        try:
+            await self._trip(batch)
+        finally:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    async def _trip(self, batch: list[_Entry]) -> None:
         pipe: Any = self._redis.pipeline(transaction=False)
-        for commands, _ in batch:
+        for commands, _, _ in batch:
             for command in commands:
                 pipe.execute_command(*command)
         try:
@@ -74,11 +90,11 @@ class AutoPipeline:
             _fail(batch, exc)
             return
         except BaseException:
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.cancel()
             raise
         start = 0
-        for commands, future in batch:
+        for commands, future, _ in batch:
             if not future.done():
                 future.set_result(answers[start : start + len(commands)])
             start += len(commands)

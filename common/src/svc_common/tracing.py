@@ -286,13 +286,19 @@ def attach(hop: Hop) -> tuple[object, object | None]:
     """Make the hop current in this context: its database and Redis calls become children of
     its span and its log lines carry its ids. Unsampled, the client instrumentations stay
     quiet (they would build spans only to drop them). detach(token) undoes it."""
-    quiet = hop.span is None
-    if quiet and otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+    if hop.span is None and otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
         return _current.set(hop), None  # quiet already (quiet_outside_requests)
-    context = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, quiet)
-    if hop.span is not None:
-        context = trace.set_span_in_context(NonRecordingSpan(hop.span.context), context)
-    return _current.set(hop), otel_context.attach(context)
+    return _current.set(hop), client_spans_under(hop)
+
+
+def client_spans_under(hop: Hop | None) -> object:
+    """From here on, the client instrumentations' spans go under the hop's span when it is
+    sampled, and nowhere otherwise; otel_context.detach(token) undoes it."""
+    span = hop.span if hop is not None else None
+    context = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, span is None)
+    if span is not None:
+        context = trace.set_span_in_context(NonRecordingSpan(span.context), context)
+    return otel_context.attach(context)
 
 
 def detach(token: tuple[object, object | None]) -> None:
