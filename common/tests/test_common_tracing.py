@@ -376,18 +376,19 @@ class _Trips:
         return Pipe()
 
 
-async def test_a_shared_redis_trip_reports_under_a_sampled_request_riding_it_or_not_at_all(
+async def test_a_shared_redis_trip_reports_under_the_request_that_opened_it_if_sampled(
     exported: InMemorySpanExporter,
 ) -> None:
     trips = _Trips()
     pipeline = AutoPipeline(trips)  # type: ignore[arg-type]
-    first = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
-    unsampled = tracing.start(
-        "GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT[:-2] + b"00")]
+    unsampled = [(b"traceparent", CLIENT_PARENT[:-2] + b"00")]
+    sampled = [(b"traceparent", CLIENT_PARENT)]
+    first, second, third, fourth = (
+        tracing.start("GET", "/itens", "/itens", headers)
+        for headers in (sampled, unsampled, sampled, sampled)
     )
-    other = tracing.start("GET", "/itens", "/itens", [(b"traceparent", CLIENT_PARENT)])
     assert first.span is not None
-    assert other.span is not None
+    assert fourth.span is not None
 
     async def call(hop: tracing.Hop) -> list[Any]:
         token = tracing.attach(hop)
@@ -396,20 +397,20 @@ async def test_a_shared_redis_trip_reports_under_a_sampled_request_riding_it_or_
         finally:
             tracing.detach(token)
 
-    # The first request starts the drain, in its own context; each later one joins the
-    # pending commands while a trip is in flight, and rides the next trip of the same drain.
+    # The first request starts the drain, in its own context; the later ones join the
+    # pending commands while a trip is in flight, and ride the next trip of the same drain.
     calls = [asyncio.create_task(call(first))]
     seen = [await trips.seen.get()]
-    for hop in (unsampled, other):
-        calls.append(asyncio.create_task(call(hop)))
+    for hops in ((second, third), (fourth,)):
+        calls += [asyncio.create_task(call(hop)) for hop in hops]
         await asyncio.sleep(0)
         trips.go.set()
         seen.append(await trips.seen.get())
     trips.go.set()
-    assert await asyncio.gather(*calls) == [[b"OK"]] * 3
+    assert await asyncio.gather(*calls) == [[b"OK"]] * 4
     assert seen[0] == (False, first.span.context.span_id)
-    assert seen[1][0], "a trip of unsampled requests makes no span, whoever started the drain"
-    assert seen[2] == (False, other.span.context.span_id)
+    assert seen[1][0], "opened by an unsampled request: no span, whoever began the drain"
+    assert seen[2] == (False, fourth.span.context.span_id)
 
 
 def test_outside_a_request_client_instrumentations_make_no_spans(
