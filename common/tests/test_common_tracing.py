@@ -36,7 +36,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes
 from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine, text
-from svc_common import tracing, tracing_export, tracing_setup
+from svc_common import trace_context, tracing, tracing_export, tracing_setup
 from svc_common.autopipeline import AutoPipeline
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
@@ -140,7 +140,7 @@ def test_below_an_unsampled_caller_a_hop_records_nothing_and_sends_the_tracepare
     hop = tracing.start("GET", "/itens", "/itens", headers)
     assert hop.span is None
     out = forward_headers(headers, client_ip="10.0.0.1", scheme="http", request_id="r", hop=hop)
-    assert [h for h in out if h[0] in tracing.TRACE_HEADERS] == headers
+    assert [h for h in out if h[0] in trace_context.TRACE_HEADERS] == headers
     tracing.finish(hop, "GET", "/itens", 200, None)
     assert exported.get_finished_spans() == ()
     trace_id, span_id, _ = _ids(unsampled)

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 
-from svc_common import tracing
+from svc_common import trace_context, tracing
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # Loggers whose lines are batched per event-loop iteration: the one line every request logs.
@@ -115,7 +115,7 @@ class JsonFormatter(LineFormatter):
             **entry.extras,
         }
         if entry.trace is not None:
-            fields["trace_id"], fields["span_id"] = tracing.ids(entry.trace)
+            fields["trace_id"], fields["span_id"] = trace_context.ids(entry.trace)
         return orjson.dumps(fields, default=str).decode()
 
     def format(self, record: logging.LogRecord) -> str:
@@ -136,7 +136,7 @@ class TextFormatter(LineFormatter):
         if entry.extras:
             text += " " + " ".join(f"{k}={v}" for k, v in entry.extras.items())
         if entry.trace is not None:
-            text += " trace_id={} span_id={}".format(*tracing.ids(entry.trace))
+            text += " trace_id={} span_id={}".format(*trace_context.ids(entry.trace))
         return text
 
     def format(self, record: logging.LogRecord) -> str:
@@ -306,7 +306,7 @@ def log_access(
         handlers[0].emit_access(level, message, extras or {}, request_id, trace)
         return
     if trace is not None:
-        trace_id, span_id = tracing.ids(trace)
+        trace_id, span_id = trace_context.ids(trace)
         extras = {**(extras or {}), "trace_id": trace_id, "span_id": span_id}
     if request_id is None:
         _access.log(level, "%s", message, extra=extras)

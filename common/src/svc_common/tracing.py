@@ -32,6 +32,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
+from svc_common import trace_context
+
 if TYPE_CHECKING:  # the SDK is imported only when traces are on
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -41,14 +43,9 @@ if TYPE_CHECKING:  # the SDK is imported only when traces are on
 ENABLED = False
 # Where the ASGI scope carries the hop the lane started, for a request it hands over (TO_ASGI).
 SCOPE_KEY = "trace_hop"
-# What a hop writes for the next one (and the client); an upstream's are not relayed down.
-TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
-# version-trace id-parent id-flags, lower-case hex (W3C Trace Context).
-_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 # How the SDK describes its samplers (Sampler.get_description).
 _ROOT_SAMPLER = re.compile(r"ParentBased\{root:(\w+(?:\{[^{}]*\})?),")
 _RATIO_SAMPLER = re.compile(r"TraceIdRatioBased\{([0-9.e+-]+)\}")
-_ZEROS = frozenset({b"0" * 32, b"0" * 16})
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
 # Trace and span ids need to be unique, not secret (the SDK's generator uses random too).
@@ -158,32 +155,10 @@ def _bound(description: str) -> int | None:
     return TraceIdRatioBased.get_bound_for_rate(float(ratio.group(1))) if ratio else None
 
 
-def _caller(
-    headers: list[tuple[bytes, bytes]],
-) -> tuple[bytes, tuple[bytes, ...], bytes | None] | None:
-    """The caller's traceparent, its parts (version, trace id, parent id, flags, the rest) and
-    its tracestate; None when it sent no valid traceparent."""
-    parent = state = None
-    for name, value in headers:
-        if name == b"traceparent":
-            parent = value
-        elif name == b"tracestate":
-            state = value if state is None else state + b"," + value
-    match = _TRACEPARENT.fullmatch(parent) if parent is not None else None
-    if match is None:
-        return None
-    parts = match.groups()
-    version, trace_id, span_id, _, rest = parts
-    # ff is forbidden; version 00 has nothing after the flags (later versions may).
-    if version == b"ff" or (version == b"00" and rest) or trace_id in _ZEROS or span_id in _ZEROS:
-        return None
-    return match.group(), parts, state
-
-
 def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Hop:
     """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
     assert _pipeline is not None, "start() is called only when ENABLED"
-    found = _caller(headers)
+    found = trace_context.caller(headers)
     caller = state = None
     if found is not None:
         traceparent, (_, trace_hex, parent_hex, flags_hex, _), state = found
@@ -319,10 +294,5 @@ def log_ids(hop: Hop | None = None) -> dict[str, str]:
     hop = hop or _current.get()
     if hop is None:
         return {}
-    trace_id, span_id = ids(hop.traceparent)
+    trace_id, span_id = trace_context.ids(hop.traceparent)
     return {"trace_id": trace_id, "span_id": span_id}
-
-
-def ids(traceparent: bytes) -> tuple[str, str]:
-    """The trace id and the span id a (valid) traceparent names."""
-    return traceparent[3:35].decode(), traceparent[36:52].decode()

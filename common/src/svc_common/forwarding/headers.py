@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from svc_common import tracing
+from svc_common import trace_context, tracing
 
 # RFC 9110 section 7.6.1, plus headers the client library or server sets itself.
 HOP_BY_HOP = frozenset(
@@ -29,10 +29,10 @@ _NOT_FORWARDED_UP = HOP_BY_HOP | {
     b"x-forwarded-proto",
 }
 # With traces on, a hop writes its own traceparent (naming its span) in place of the caller's.
-_NOT_FORWARDED_TRACED = _NOT_FORWARDED_UP | tracing.TRACE_HEADERS
+_NOT_FORWARDED_TRACED = _NOT_FORWARDED_UP | trace_context.TRACE_HEADERS
 # uvicorn writes its own date/server, and our middleware its own request id (and traceparent:
 # the client hears of this hop's span, not of the next one's).
-_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"date", b"server", b"x-request-id"} | tracing.TRACE_HEADERS
+_NOT_RELAYED_DOWN = HOP_BY_HOP | {b"date", b"server", b"x-request-id"} | trace_context.TRACE_HEADERS
 
 
 def _hop_by_hop(base: frozenset[bytes], headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
