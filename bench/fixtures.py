@@ -1,5 +1,6 @@
 """What a bench run starts from: the machine it measures on, and the items it reads."""
 
+import asyncio
 import os
 import platform
 import re
@@ -13,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import wrk
 from tests.integration.stack import Stack
 
 # Case g: the gateway's path again, with traces on as the issue prices them (10 % sampled).
@@ -101,3 +103,15 @@ def traced_stack(stack: Stack, endpoint: str) -> Stack:
         extra_env=env,
         secret_key=stack.secret_key,
     )
+
+
+def read_by_id(stack: Stack, workdir: Path, rows: int = 2000) -> Path:
+    """Log in as admin through the stack's gateway, seed rows items into its (empty) database
+    and write the wrk script reading the first 1,000 by id: its path."""
+    login = {"username": "admin", "password": "admin123"}
+    token = httpx.post(f"{stack.url('api_gateway')}/login", json=login)
+    asyncio.run(seed(stack.database_url, rows))
+    access = token.raise_for_status().json()["data"]["access_token"]
+    script = workdir / "get_item.lua"
+    script.write_text(wrk.script("get_item", list(range(1, 1001)), access, rows=rows))
+    return script

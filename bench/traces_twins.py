@@ -16,8 +16,6 @@ import asyncio
 import statistics
 from pathlib import Path
 
-import httpx
-
 from bench import fixtures, procs, wrk
 from tests.integration.conftest import OUTPUT
 from tests.integration.databases import create_database, drop_database
@@ -100,12 +98,7 @@ def main() -> None:
         for stack in stacks.values():
             stack.workdir.mkdir(exist_ok=True)
             stack.start_all(fixtures.TRACED)
-        login = {"username": "admin", "password": "admin123"}
-        token = httpx.post(f"{stacks['off'].url('api_gateway')}/login", json=login)
-        asyncio.run(fixtures.seed(database, 2000))
-        script = workdir / "get_item.lua"
-        access = token.raise_for_status().json()["data"]["access_token"]
-        script.write_text(wrk.script("get_item", list(range(1, 1001)), access, rows=2000))
+        script = fixtures.read_by_id(stacks["off"], workdir)
         for start in range(args.starts):
             if start:  # fresh processes: the same code started again runs differently
                 for stack in stacks.values():

@@ -11,8 +11,6 @@ import asyncio
 import statistics
 from pathlib import Path
 
-import httpx
-
 from bench import fixtures, wrk
 from tests.integration.conftest import OUTPUT
 from tests.integration.databases import create_database, drop_database
@@ -54,12 +52,7 @@ def main() -> None:
         for stack in stacks.values():
             stack.workdir.mkdir(exist_ok=True)
             stack.start_all(HOPS)
-        login = {"username": "admin", "password": "admin123"}
-        token = httpx.post(f"{stacks['now'].url('api_gateway')}/login", json=login)
-        asyncio.run(fixtures.seed(database, 2000))
-        script = workdir / "get_item.lua"
-        access = token.raise_for_status().json()["data"]["access_token"]
-        script.write_text(wrk.script("get_item", list(range(1, 1001)), access, rows=2000))
+        script = fixtures.read_by_id(stacks["now"], workdir)
         for stack in stacks.values():  # warm-up
             wrk.run(stack.url("api_gateway"), script, duration=3, connections=32, threads=2)
         for _ in range(args.rounds):
