@@ -204,6 +204,31 @@ def test_a_read_by_id_continues_the_clients_trace_down_to_postgres_and_redis(
     assert any(_db_system(s) == "redis" for s in below), below
 
 
+def test_a_clients_unsampled_trace_passes_every_hop_untouched_and_names_their_lines(
+    client: httpx.Client, receiver: OtlpReceiver, traced: Stack
+) -> None:
+    created = client.post("/itens", json={"nome": "unsampled", "descricao": "x", "preco": 1})
+    item_id = created.json()["data"]["id"]
+    trace_id, span_id, request_id = (
+        secrets.token_hex(16),
+        secrets.token_hex(8),
+        secrets.token_hex(8),
+    )
+    read = client.get(
+        f"/itens/{item_id}",
+        headers={"traceparent": f"00-{trace_id}-{span_id}-00", "X-Request-ID": request_id},
+    )
+    assert read.status_code == 200, read.text
+    assert "traceparent" not in read.headers, "the client named the trace itself"
+    for service in ("api_gateway", "load_balancer", read.headers["X-Served-By"]):
+        lines = _log_lines(traced, service, request_id)
+        assert lines, f"no line of {service} for {request_id}"
+        ids = {(line.get("trace_id"), line.get("span_id")) for line in lines}
+        assert ids == {(trace_id, span_id)}, f"{service}: {ids}"
+    time.sleep(0.5)  # a batch every 100 ms (OTEL_BSP_SCHEDULE_DELAY)
+    assert [s for s in receiver.spans if s.trace_id == trace_id] == []
+
+
 def test_polled_paths_and_background_work_make_no_traces(
     traced: Stack, receiver: OtlpReceiver
 ) -> None:

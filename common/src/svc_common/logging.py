@@ -115,7 +115,7 @@ class JsonFormatter(LineFormatter):
             **entry.extras,
         }
         if entry.trace is not None:
-            fields["trace_id"], fields["span_id"] = trace_context.ids(entry.trace)
+            fields |= trace_context.log_fields(entry.trace)
         return orjson.dumps(fields, default=str).decode()
 
     def format(self, record: logging.LogRecord) -> str:
@@ -133,10 +133,11 @@ class TextFormatter(LineFormatter):
         stamp = self.timestamp(entry.created, self.default_time_format, ",%03d")
         text = f"{stamp} {entry.level:<5} {entry.service} [{entry.request_id}]"
         text += " " + entry.message
-        if entry.extras:
-            text += " " + " ".join(f"{k}={v}" for k, v in entry.extras.items())
+        extras = entry.extras
         if entry.trace is not None:
-            text += " trace_id={} span_id={}".format(*trace_context.ids(entry.trace))
+            extras = {**extras, **trace_context.log_fields(entry.trace)}
+        if extras:
+            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return text
 
     def format(self, record: logging.LogRecord) -> str:
@@ -306,8 +307,7 @@ def log_access(
         handlers[0].emit_access(level, message, extras or {}, request_id, trace)
         return
     if trace is not None:
-        trace_id, span_id = trace_context.ids(trace)
-        extras = {**(extras or {}), "trace_id": trace_id, "span_id": span_id}
+        extras = {**(extras or {}), **trace_context.log_fields(trace)}
     if request_id is None:
         _access.log(level, "%s", message, extra=extras)
     else:

@@ -32,6 +32,6 @@ def caller(
     return match.group(), parts, state
 
 
-def ids(traceparent: bytes) -> tuple[str, str]:
-    """The trace id and the span id a (valid) traceparent names."""
-    return traceparent[3:35].decode(), traceparent[36:52].decode()
+def log_fields(traceparent: bytes) -> dict[str, str]:
+    """trace_id and span_id, as a log line names the trace and span of a (valid) traceparent."""
+    return {"trace_id": traceparent[3:35].decode(), "span_id": traceparent[36:52].decode()}

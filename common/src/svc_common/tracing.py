@@ -163,7 +163,7 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
     if found is not None:
         traceparent, (_, trace_hex, parent_hex, flags_hex, _), state = found
         flags = int(flags_hex, 16)
-        if _pipeline.follows_parent and not flags & 1:  # TraceFlags.SAMPLED
+        if _pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
             return Hop(traceparent, state, None, relayed=True)
@@ -294,5 +294,4 @@ def log_ids(hop: Hop | None = None) -> dict[str, str]:
     hop = hop or _current.get()
     if hop is None:
         return {}
-    trace_id, span_id = trace_context.ids(hop.traceparent)
-    return {"trace_id": trace_id, "span_id": span_id}
+    return trace_context.log_fields(hop.traceparent)

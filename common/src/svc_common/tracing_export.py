@@ -162,7 +162,7 @@ def _span(span: "ReadableSpan") -> bytes:
         context.trace_id.to_bytes(16, "big"),
         b"\x12\x08",
         context.span_id.to_bytes(8, "big"),
-        _text(b"\x1a", _trace_state(context)) if context.trace_state else b"",
+        _text(b"\x1a", _trace_state(context)),
         b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
         _text(b"\x2a", span.name),
         # SpanKind.INTERNAL is 0 in the API and 1 in OTLP, and so on.
@@ -176,16 +176,8 @@ def _span(span: "ReadableSpan") -> bytes:
     if span.events or span.links:
         parts.append(_events_and_links(span))
     # The API's status codes and OTLP's have the same numbers; the status is always written.
-    if status.description or status.status_code.value:
-        parts.append(
-            _field(
-                b"\x7a",
-                _text(b"\x12", status.description or "")
-                + _number(b"\x18", status.status_code.value),
-            )
-        )
-    else:
-        parts.append(b"\x7a\x00")
+    status_fields = _text(b"\x12", status.description or "")
+    parts.append(_field(b"\x7a", status_fields + _number(b"\x18", status.status_code.value)))
     parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
     return b"".join(parts)
 
