@@ -2,6 +2,7 @@
 the contracts with the SDK and the SQLAlchemy instrumentation."""
 
 import asyncio
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from svc_common import trace_context, tracing, tracing_export, tracing_setup
 from svc_common.autopipeline import AutoPipeline
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
+from svc_common.tracing_client import ClientTracerProvider
 from typing_extensions import override
 
 CLIENT_PARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -430,6 +432,86 @@ def test_outside_a_request_client_instrumentations_make_no_spans(
     finally:
         otel_context.detach(token)  # type: ignore[arg-type]
         SQLAlchemyInstrumentor().uninstrument()
+
+
+def _client_spans(parent: tracing.Hop | None) -> None:
+    """What an instrumentation does with a client span, through our tracer and the SDK's."""
+    token = tracing.client_spans_under(parent) if parent is not None else None
+    try:
+        for provider in (ClientTracerProvider(), trace.get_tracer_provider()):
+            tracer = provider.get_tracer("opentelemetry.instrumentation.redis", "0.1", "s://1")
+            with (
+                contextlib.suppress(ValueError),
+                tracer.start_as_current_span(
+                    "EVALSHA", kind=SpanKind.CLIENT, attributes={"db.system": "redis"}
+                ) as span,
+            ):
+                span.set_attributes({"db.redis.args_length": 3, "nothing": None})
+                span.set_attribute("db.statement", ["EVALSHA", "x"])
+                span.add_event("retry", {"try": 2}, timestamp=5)
+                span.add_link(span.get_span_context(), {"why": "retry"})
+                span.update_name("EVALSHA x")
+                raise ValueError("gone")  # recorded, and the status set, by the API's use_span
+    finally:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("caller", [CLIENT_PARENT, None], ids=["below a sampled hop", "alone"])
+def test_a_client_span_is_the_span_the_sdks_tracer_would_have_made(
+    exported: InMemorySpanExporter, caller: bytes | None
+) -> None:
+    # The client instrumentations get tracing_client's tracer, which hands the processor a
+    # ReadableSpan itself rather than building the SDK's Span: OTLP receives the same thing.
+    hop = None
+    if caller is not None:
+        hop = tracing.start("GET", "/itens/7", "/itens/{id}", [(b"traceparent", caller)])
+    _client_spans(hop)
+    ours, theirs = exported.get_finished_spans()
+    assert isinstance(ours.parent, type(theirs.parent))
+    if hop is not None:
+        assert hop.span is not None
+        assert ours.parent is not None
+        assert ours.parent.span_id == hop.span.context.span_id
+        assert ours.context.trace_id == hop.span.context.trace_id
+    assert ours.status.status_code is StatusCode.ERROR
+    mine, sdks = _encoded(ours), _encoded(theirs)
+    for encoded in (mine, sdks):
+        for event in encoded.events:
+            if event.name == "exception":  # at its own time, through each tracer's frames
+                event.ClearField("time_unix_nano")
+                for attribute in event.attributes:
+                    if attribute.key == "exception.stacktrace":
+                        text = attribute.value.string_value
+                        attribute.value.string_value = text.splitlines()[-1]
+        for link in encoded.links:  # each links to itself
+            link.ClearField("span_id")
+            link.ClearField("trace_id")
+        if hop is None:  # a new trace each
+            encoded.ClearField("trace_id")
+    assert mine == sdks
+
+
+def test_a_client_span_below_an_unsampled_hop_records_nothing(
+    exported: InMemorySpanExporter,
+) -> None:
+    unsampled = [(b"traceparent", CLIENT_PARENT[:-2] + b"00")]
+    hop = tracing.start("GET", "/itens/7", "/itens/{id}", unsampled)
+    assert hop.span is None
+    span = (
+        ClientTracerProvider()
+        .get_tracer("x")
+        .start_span("GET", context=trace.set_span_in_context(NonRecordingSpan(_context(hop))))
+    )
+    assert not span.is_recording()
+    span.end()
+    assert exported.get_finished_spans() == ()
+
+
+def _context(hop: tracing.Hop) -> trace.SpanContext:
+    _, trace_id, span_id, flags = hop.traceparent.split(b"-")
+    sampled = trace.TraceFlags(int(flags, 16))
+    return trace.SpanContext(int(trace_id, 16), int(span_id, 16), False, sampled)
 
 
 def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExporter) -> None:

@@ -14,7 +14,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,6 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import (
+    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -36,7 +37,7 @@ from svc_common import trace_context
 
 if TYPE_CHECKING:  # the SDK is imported only when traces are on
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
     from opentelemetry.sdk.trace.sampling import Sampler
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -61,6 +62,8 @@ class _Pipeline(NamedTuple):
 
     sampler: "Sampler"
     follows_parent: bool
+    # Whether a child of a sampled span of this process is sampled without asking the sampler.
+    follows_local_parent: bool
     # Where the sampler's decision is `trace id's low 64 bits < bound` (always_on, always_off,
     # traceidratio: for a new trace, and below a caller too unless parent-based), the bound.
     bound: int | None
@@ -132,9 +135,20 @@ def enable(sampler: "Sampler", resource: "Resource", processor: "SpanProcessor")
         "remoteParentSampled:AlwaysOnSampler" in description
         and "remoteParentNotSampled:AlwaysOffSampler" in description
     )
+    follows_local_parent = description.startswith("ParentBased{") and (
+        "localParentSampled:AlwaysOnSampler" in description
+    )
     scope = InstrumentationScope("svc_common")
-    bound = _bound(description)
-    _pipeline = _Pipeline(sampler, follows_parent, bound, resource, scope, processor, ReadableSpan)
+    _pipeline = _Pipeline(
+        sampler,
+        follows_parent,
+        follows_local_parent,
+        _bound(description),
+        resource,
+        scope,
+        processor,
+        ReadableSpan,
+    )
     ENABLED = True
 
 
@@ -226,20 +240,82 @@ def finish(
         name = _ATTRIBUTES.get(key)
         if name is not None and isinstance(value, str | int):
             attributes[name] = value
+    report(
+        f"{method} {route}",
+        span.context,
+        span.parent,
+        attributes,
+        kind=SpanKind.SERVER,
+        status=_ERROR if status >= 500 else _UNSET,
+        start_ns=span.start_ns,
+        end_ns=time.time_ns(),
+        scope=_pipeline.scope,
+    )
+
+
+def report(
+    name: str,
+    context: SpanContext,
+    parent: SpanContext | None,
+    attributes: dict[str, AttributeValue],
+    *,
+    kind: SpanKind,
+    status: Status,
+    start_ns: int,
+    end_ns: int,
+    scope: "InstrumentationScope",
+    events: "Sequence[Event]" = (),
+    links: Sequence[Link] = (),
+) -> None:
+    """Hand a finished, sampled span to the processor (hops' and client spans alike)."""
+    assert _pipeline is not None, "spans are reported only when ENABLED"
     _pipeline.processor.on_end(
         _pipeline.span(
-            f"{method} {route}",
-            span.context,
-            span.parent,
+            name,
+            context,
+            parent,
             _pipeline.resource,
             attributes,
-            kind=SpanKind.SERVER,
-            status=_ERROR if status >= 500 else _UNSET,
-            start_time=span.start_ns,
-            end_time=time.time_ns(),
-            instrumentation_scope=_pipeline.scope,
+            events,
+            links,
+            kind,
+            status=status,
+            start_time=start_ns,
+            end_time=end_ns,
+            instrumentation_scope=scope,
         )
     )
+
+
+def decide_child(
+    context: object,
+    parent: SpanContext,
+    *,
+    name: str,
+    kind: SpanKind,
+    attributes: Mapping[str, AttributeValue] | None,
+    links: Sequence[Link] | None,
+) -> SpanContext | tuple[SpanContext, dict[str, AttributeValue]]:
+    """A new span's context below parent (a span of this process, or none), as the SDK's
+    tracer decides it: with the attributes to record when sampled, alone when not."""
+    assert _pipeline is not None, "spans are started only when ENABLED"
+    trace_id = parent.trace_id if parent.is_valid else _ids.getrandbits(128) or 1
+    span_id = _ids.getrandbits(64) or 1
+    if parent.is_valid and parent.trace_flags.sampled and _pipeline.follows_local_parent:
+        own = SpanContext(trace_id, span_id, False, _SAMPLED, parent.trace_state)
+        return own, dict(attributes or {})
+    decided = _pipeline.sampler.should_sample(
+        context,  # type: ignore[arg-type]
+        trace_id,
+        name,
+        kind,
+        attributes,
+        links,
+    )
+    sampled = decided.decision.is_sampled()  # type: ignore[no-untyped-call]
+    flags = _SAMPLED if sampled else TraceFlags(TraceFlags.DEFAULT)
+    own = SpanContext(trace_id, span_id, False, flags, decided.trace_state)
+    return (own, dict(decided.attributes or {})) if sampled else own
 
 
 def headers(hop: Hop) -> list[tuple[bytes, bytes]]:
