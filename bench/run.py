@@ -43,6 +43,12 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=int(env("BENCH_CONNECTIONS", "32")))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=int(env("BENCH_RUNS", "3")))
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=int(env("BENCH_PAIRS", "6")),
+        help="more d and g runs side by side after the rounds (g/d is judged on a few %%)",
+    )
     parser.add_argument("--items", type=int, default=1000, help="items read by id, updated")
     parser.add_argument("--rows", type=int, default=int(env("BENCH_ROWS", "100000")))
     parser.add_argument("--cases", default="".join(report.CASES), help="subset of abcdefg")
@@ -85,7 +91,9 @@ def _write(results: dict[str, Any], out: Path) -> None:
         f"wrk {results['settings']['connections']} connections, "
         f"{results['settings']['threads']} threads, {results['settings']['duration']} s x "
         f"{results['settings']['runs']} interleaved runs (medians; a ratio is the median of "
-        "each round's own); "
+        "each round's own), then "
+        f"{results['settings'].get('pairs', 0)} more runs of d and g side by side (g/d is the "
+        "median over all their pairs); "
         f"{results['settings']['rows']} rows, {results['settings']['items']} read by id; "
         f"case d RATE_LIMIT {results['settings']['rate_limit']}. Load average "
         f"{results['machine']['load_before']:.1f} before, "
