@@ -37,7 +37,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import Attributes
 from pydantic import ValidationError
 from sqlalchemy import Engine, create_engine, text
-from svc_common import trace_context, tracing, tracing_export, tracing_setup
+from svc_common import trace_context, tracing, tracing_export, tracing_pipeline, tracing_setup
 from svc_common.autopipeline import AutoPipeline
 from svc_common.forwarding.headers import forward_headers, relayed_headers
 from svc_common.settings import ServiceSettings
@@ -54,8 +54,8 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     processor = SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)
-    for name in ("ENABLED", "_pipeline"):
-        monkeypatch.setattr(tracing, name, getattr(tracing, name))
+    monkeypatch.setattr(tracing, "ENABLED", tracing.ENABLED)
+    monkeypatch.setattr(tracing_pipeline, "current", tracing_pipeline.current)
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     tracing.enable(provider.sampler, provider.resource, processor)
     yield exporter

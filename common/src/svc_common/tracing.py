@@ -10,19 +10,15 @@ ends, the one SDK object it costs, and an unsampled hop is a traceparent and not
 (docs/adr/0011-one-span-policy-for-both-paths.md).
 """
 
-import random
-import re
-import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import (
-    Link,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -33,47 +29,21 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from svc_common import trace_context
+from svc_common import trace_context, tracing_pipeline
+from svc_common.tracing_pipeline import LOW_64, SAMPLED, ids
 
 if TYPE_CHECKING:  # the SDK is imported only when traces are on
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.sampling import Sampler
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 ENABLED = False
 # Where the ASGI scope carries the hop the lane started, for a request it hands over (TO_ASGI).
 SCOPE_KEY = "trace_hop"
-# How the SDK describes its samplers (Sampler.get_description).
-_ROOT_SAMPLER = re.compile(r"ParentBased\{root:(\w+(?:\{[^{}]*\})?),")
-_RATIO_SAMPLER = re.compile(r"TraceIdRatioBased\{([0-9.e+-]+)\}")
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
-# Trace and span ids need to be unique, not secret (the SDK's generator uses random too).
-_ids = random.Random(secrets.randbits(64))  # noqa: S311
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_LOW_64 = (1 << 64) - 1  # the part of a trace id TraceIdRatioBased compares
 _UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
-
-
-class _Pipeline(NamedTuple):
-    """Where sampled spans go: the provider's sampler, resource and processor."""
-
-    sampler: "Sampler"
-    follows_parent: bool
-    # Whether a child of a sampled span of this process is sampled without asking the sampler.
-    follows_local_parent: bool
-    # Where the sampler's decision is `trace id's low 64 bits < bound` (always_on, always_off,
-    # traceidratio: for a new trace, and below a caller too unless parent-based), the bound.
-    bound: int | None
-    resource: "Resource"
-    scope: "InstrumentationScope"
-    processor: "SpanProcessor"
-    span: "type[ReadableSpan]"
-
-
-_pipeline: _Pipeline | None = None
 
 
 class Recording:
@@ -124,60 +94,21 @@ _current: ContextVar[Hop | None] = ContextVar("trace_hop", default=None)
 
 def enable(sampler: "Sampler", resource: "Resource", processor: "SpanProcessor") -> None:
     """Traces on, from here on, sampled by sampler into processor (tracing_setup.configure)."""
-    global ENABLED, _pipeline  # noqa: PLW0603
-    from opentelemetry.sdk.trace import ReadableSpan  # noqa: PLC0415
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope  # noqa: PLC0415
-
-    description = sampler.get_description()
-    # A parentbased sampler keeps exactly the caller's decision (unless configured otherwise):
-    # a hop below a caller then needs no sampler call.
-    follows_parent = description.startswith("ParentBased{") and (
-        "remoteParentSampled:AlwaysOnSampler" in description
-        and "remoteParentNotSampled:AlwaysOffSampler" in description
-    )
-    follows_local_parent = description.startswith("ParentBased{") and (
-        "localParentSampled:AlwaysOnSampler" in description
-    )
-    scope = InstrumentationScope("svc_common")
-    _pipeline = _Pipeline(
-        sampler,
-        follows_parent,
-        follows_local_parent,
-        _bound(description),
-        resource,
-        scope,
-        processor,
-        ReadableSpan,
-    )
+    global ENABLED  # noqa: PLW0603
+    tracing_pipeline.current = tracing_pipeline.build(sampler, resource, processor)
     ENABLED = True
-
-
-def _bound(description: str) -> int | None:
-    """The trace-id bound of the samplers that decide by trace id alone, from the description
-    the SDK gives them; None for any other (its should_sample is called)."""
-    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased  # noqa: PLC0415
-
-    root = _ROOT_SAMPLER.match(description)
-    name = root.group(1) if root else description
-    if root is None and description.startswith("ParentBased{"):
-        return None
-    if name == "AlwaysOnSampler":
-        return TraceIdRatioBased.TRACE_ID_LIMIT + 1
-    if name == "AlwaysOffSampler":
-        return 0
-    ratio = _RATIO_SAMPLER.fullmatch(name)
-    return TraceIdRatioBased.get_bound_for_rate(float(ratio.group(1))) if ratio else None
 
 
 def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Hop:
     """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
-    assert _pipeline is not None, "start() is called only when ENABLED"
+    pipeline = tracing_pipeline.current
+    assert pipeline is not None, "start() is called only when ENABLED"
     found = trace_context.caller(headers)
     caller = state = None
     if found is not None:
         traceparent, (_, trace_hex, parent_hex, flags_hex, _), state = found
         flags = int(flags_hex, 16)
-        if _pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
+        if pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
             return Hop(traceparent, state, None, relayed=True)
@@ -190,17 +121,17 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
             trace_state=TraceState.from_header([state.decode("latin-1")]) if state else None,
         )
     else:
-        trace_id = _ids.getrandbits(128) or 1
-    span_id = _ids.getrandbits(64) or 1
+        trace_id = ids.getrandbits(128) or 1
+    span_id = ids.getrandbits(64) or 1
     attributes: dict[str, AttributeValue] | None = None
     trace_state: TraceState | None
-    if caller is not None and _pipeline.follows_parent:
+    if caller is not None and pipeline.follows_parent:
         sampled, trace_state = True, caller.trace_state
-    elif caller is None and _pipeline.bound is not None:  # the sampler's own test, inline
-        sampled, trace_state = trace_id & _LOW_64 < _pipeline.bound, None
+    elif caller is None and pipeline.bound is not None:  # the sampler's own test, inline
+        sampled, trace_state = trace_id & LOW_64 < pipeline.bound, None
     else:
         attributes = _attributes(method, path, route)
-        decided = _pipeline.sampler.should_sample(
+        decided = pipeline.sampler.should_sample(
             trace.set_span_in_context(NonRecordingSpan(caller)) if caller else None,
             trace_id,
             f"{method} {route}",
@@ -214,7 +145,7 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
     if not sampled:
         return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None, began=caller is None)
     own = SpanContext(
-        trace_id, span_id, is_remote=False, trace_flags=_SAMPLED, trace_state=trace_state
+        trace_id, span_id, is_remote=False, trace_flags=SAMPLED, trace_state=trace_state
     )
     span = Recording(own, caller, attributes or _attributes(method, path, route))
     return Hop(b"00-%032x-%016x-01" % (trace_id, span_id), state, span, began=caller is None)
@@ -231,7 +162,7 @@ def finish(
     """Report the hop's span with the route template (known only now on the ASGI path), the
     answer's status and what a proxy reports (the backend chosen, how many tries)."""
     span = hop.span
-    if span is None or _pipeline is None:
+    if span is None:
         return
     attributes = span.attributes
     attributes["http.route"] = route
@@ -240,7 +171,7 @@ def finish(
         name = _ATTRIBUTES.get(key)
         if name is not None and isinstance(value, str | int):
             attributes[name] = value
-    report(
+    tracing_pipeline.report(
         f"{method} {route}",
         span.context,
         span.parent,
@@ -249,73 +180,7 @@ def finish(
         status=_ERROR if status >= 500 else _UNSET,
         start_ns=span.start_ns,
         end_ns=time.time_ns(),
-        scope=_pipeline.scope,
     )
-
-
-def report(
-    name: str,
-    context: SpanContext,
-    parent: SpanContext | None,
-    attributes: dict[str, AttributeValue],
-    *,
-    kind: SpanKind,
-    status: Status,
-    start_ns: int,
-    end_ns: int,
-    scope: "InstrumentationScope",
-    events: "Sequence[Event]" = (),
-    links: Sequence[Link] = (),
-) -> None:
-    """Hand a finished, sampled span to the processor (hops' and client spans alike)."""
-    assert _pipeline is not None, "spans are reported only when ENABLED"
-    _pipeline.processor.on_end(
-        _pipeline.span(
-            name,
-            context,
-            parent,
-            _pipeline.resource,
-            attributes,
-            events,
-            links,
-            kind,
-            status=status,
-            start_time=start_ns,
-            end_time=end_ns,
-            instrumentation_scope=scope,
-        )
-    )
-
-
-def decide_child(
-    context: object,
-    parent: SpanContext,
-    *,
-    name: str,
-    kind: SpanKind,
-    attributes: Mapping[str, AttributeValue] | None,
-    links: Sequence[Link] | None,
-) -> SpanContext | tuple[SpanContext, dict[str, AttributeValue]]:
-    """A new span's context below parent (a span of this process, or none), as the SDK's
-    tracer decides it: with the attributes to record when sampled, alone when not."""
-    assert _pipeline is not None, "spans are started only when ENABLED"
-    trace_id = parent.trace_id if parent.is_valid else _ids.getrandbits(128) or 1
-    span_id = _ids.getrandbits(64) or 1
-    if parent.is_valid and parent.trace_flags.sampled and _pipeline.follows_local_parent:
-        own = SpanContext(trace_id, span_id, False, _SAMPLED, parent.trace_state)
-        return own, dict(attributes or {})
-    decided = _pipeline.sampler.should_sample(
-        context,  # type: ignore[arg-type]
-        trace_id,
-        name,
-        kind,
-        attributes,
-        links,
-    )
-    sampled = decided.decision.is_sampled()  # type: ignore[no-untyped-call]
-    flags = _SAMPLED if sampled else TraceFlags(TraceFlags.DEFAULT)
-    own = SpanContext(trace_id, span_id, False, flags, decided.trace_state)
-    return (own, dict(decided.attributes or {})) if sampled else own
 
 
 def headers(hop: Hop) -> list[tuple[bytes, bytes]]:

@@ -4,7 +4,7 @@ way a hop's are (imported only when traces are on, as the SDK is).
 The SDK's tracer builds a full Span for each client call (a lock, bounded attributes, event
 and link lists, the processor's on_start), about 35 µs, four times the hop's own span, only to
 hand the processor a ReadableSpan when it ends. This tracer keeps the SDK's decisions (the
-provider's sampler, its resource and processor: svc_common.tracing's pipeline) and hands the
+provider's sampler, its resource and processor: svc_common.tracing_pipeline) and hands the
 processor the ReadableSpan directly, as tracing.finish() does. Client spans are made only
 under a sampled hop (tracing.client_spans_under keeps the instrumentations quiet otherwise).
 test_common_tracing compares its spans with the SDK tracer's.
@@ -22,7 +22,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import Attributes, AttributeValue
 
-from svc_common import tracing
+from svc_common import tracing_pipeline
 
 
 class ClientSpan(trace.Span):
@@ -57,7 +57,7 @@ class ClientSpan(trace.Span):
         if self.ended:
             return
         self.ended = True
-        tracing.report(
+        tracing_pipeline.report(
             self.name,
             self.context,
             self.parent,
@@ -155,7 +155,7 @@ class ClientTracer(trace.Tracer):
     ) -> trace.Span:
         """A recording span when the sampler keeps it, else one that records nothing."""
         parent = trace.get_current_span(context).get_span_context()
-        decided = tracing.decide_child(
+        decided = tracing_pipeline.decide_child(
             context, parent, name=name, kind=kind, attributes=attributes, links=links
         )
         if isinstance(decided, SpanContext):
