@@ -534,3 +534,15 @@ def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExpo
     spans = exported.get_finished_spans()
     assert len(spans) == 3
     assert tracing_export.encode(spans) == encode_spans(spans).SerializeToString()
+
+
+def test_attributes_encoded_once_are_reused_only_for_the_same_value_and_type(
+    exported: InMemorySpanExporter,
+) -> None:
+    # tracing_export keeps the pairs it encoded: 1, True and 1.0 are equal keys in a dict but
+    # three values on the wire, and a long string is encoded anew each time.
+    tracer = trace.get_tracer_provider().get_tracer("svc_common")
+    for value in (1, True, 1.0, 1, True, "x" * 300, "x" * 300):
+        tracer.start_span("same key", attributes={"k": value}).end()
+    spans = exported.get_finished_spans()
+    assert tracing_export.encode(spans) == encode_spans(spans).SerializeToString()

@@ -122,18 +122,40 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     parts = []
     for key, value in attributes.items():
-        if type(value) is str:  # most attributes: no dispatch, and short
-            encoded = value.encode()
-            size = len(encoded)
-            if size < 0x7E:
-                pair = _key(key) + b"\x12" + bytes((size + 2, 0x0A, size)) + encoded
-            else:
-                pair = _key(key) + _field(b"\x12", _field(b"\x0a", encoded))
-        else:
-            pair = _key(key) + _field(b"\x12", _value(value))
-        size = len(pair)
-        parts.append(tag + bytes((size,)) + pair if size < 0x80 else _field(tag, pair))
+        if type(value) is str and len(value) > _LONGEST_KEPT:
+            parts.append(_pair(tag, key, value))
+            continue
+        try:
+            parts.append(_known_pair(tag, key, value))
+        except TypeError:  # a list: not hashable, and rare
+            parts.append(_pair(tag, key, value))
     return b"".join(parts)
+
+
+# Most attributes repeat (method, route, status, backend, the Redis or SQL statement): each
+# pair is encoded once. typed: True and 1 are different values on the wire. Long strings
+# (a stack trace, a client's odd path) are not kept: at most 4,096 pairs of a few hundred bytes.
+_LONGEST_KEPT = 200
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _known_pair(tag: bytes, key: str, value: Any) -> bytes:
+    return _pair(tag, key, value)
+
+
+def _pair(tag: bytes, key: str, value: Any) -> bytes:
+    """One KeyValue field."""
+    if type(value) is str:  # most attributes: no dispatch, and short
+        encoded = value.encode()
+        size = len(encoded)
+        if size < 0x7E:
+            pair = _key(key) + b"\x12" + bytes((size + 2, 0x0A, size)) + encoded
+        else:
+            pair = _key(key) + _field(b"\x12", _field(b"\x0a", encoded))
+    else:
+        pair = _key(key) + _field(b"\x12", _value(value))
+    size = len(pair)
+    return tag + bytes((size,)) + pair if size < 0x80 else _field(tag, pair)
 
 
 def _flags(context: "SpanContext | None") -> bytes:
