@@ -492,6 +492,28 @@ def test_a_client_span_is_the_span_the_sdks_tracer_would_have_made(
     assert mine == sdks
 
 
+def test_a_client_span_used_as_a_context_manager_records_what_left_it_as_the_sdks_does(
+    exported: InMemorySpanExporter,
+) -> None:
+    hop = tracing.start("GET", "/itens/7", "/itens/{id}", [(b"traceparent", CLIENT_PARENT)])
+    token = tracing.client_spans_under(hop)
+    try:
+        for provider in (ClientTracerProvider(), trace.get_tracer_provider()):
+            tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
+            with contextlib.suppress(ValueError), tracer.start_span("SELECT", kind=SpanKind.CLIENT):
+                raise ValueError("gone")
+    finally:
+        otel_context.detach(token)  # type: ignore[arg-type]
+    ours, theirs = exported.get_finished_spans()
+    assert ours.status.status_code is StatusCode.ERROR
+    assert [e.name for e in ours.events] == [e.name for e in theirs.events] == ["exception"]
+    assert ours.events[0].attributes == {
+        **dict(theirs.events[0].attributes or {}),
+        "exception.stacktrace": (ours.events[0].attributes or {})["exception.stacktrace"],
+    }
+    assert ours.status.description == theirs.status.description
+
+
 def test_a_client_span_below_an_unsampled_hop_records_nothing(
     exported: InMemorySpanExporter,
 ) -> None:

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from types import TracebackType
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -39,6 +40,8 @@ class ClientSpan(trace.Span):
         links: Sequence[Link],
         scope: InstrumentationScope,
         start_time: int | None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
     ) -> None:
         self.name = name
         self.context = context
@@ -51,6 +54,23 @@ class ClientSpan(trace.Span):
         self.status = Status(StatusCode.UNSET)
         self.start_ns = start_time or time.time_ns()
         self.ended = False
+        # What `with tracer.start_span(...)` does with an exception leaving the block.
+        self.record_on_exit = record_exception
+        self.status_on_exit = set_status_on_exception
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """End the span, the exception that left the block recorded first (the SDK's way)."""
+        if exc_val is not None and self.is_recording():
+            if self.record_on_exit:
+                self.record_exception(exc_val, escaped=True)
+            if self.status_on_exit:
+                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        self.end()
 
     def end(self, end_time: int | None = None) -> None:
         """Report the span (once)."""
@@ -170,6 +190,8 @@ class ClientTracer(trace.Tracer):
             links=links or (),
             scope=self.scope,
             start_time=start_time,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
         )
 
     # The API types its own with a private decorator; a plain context manager is the same.

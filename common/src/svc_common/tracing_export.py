@@ -122,7 +122,7 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     parts = []
     for key, value in attributes.items():
-        if type(value) is str and len(value) > _LONGEST_KEPT:
+        if type(value) in _SIZED and len(value) > _LONGEST_KEPT:
             parts.append(_pair(tag, key, value))
             continue
         try:
@@ -133,9 +133,11 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
 
 
 # Most attributes repeat (method, route, status, backend, the Redis or SQL statement): each
-# pair is encoded once. typed: True and 1 are different values on the wire. Long strings
-# (a stack trace, a client's odd path) are not kept: at most 4,096 pairs of a few hundred bytes.
+# pair is encoded once. typed: True and 1 are different values on the wire. Long strings and
+# bytes (a stack trace, a client's odd path) are not kept: at most 4,096 pairs of a few hundred
+# bytes.
 _LONGEST_KEPT = 200
+_SIZED = (str, bytes)
 
 
 @lru_cache(maxsize=4096, typed=True)
