@@ -164,6 +164,8 @@ def test_only_a_hop_that_began_the_trace_answers_with_its_traceparent(
         b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",  # 00 has no extra
         b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # forbidden version
         b"00-00000000000000000000000000000000-b7ad6b7169203331-01",  # zero trace id
+        b"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # zero parent id
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",  # short flags
         b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",  # upper case
         b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",  # short parent id
     ],
@@ -173,6 +175,22 @@ def test_a_bad_traceparent_starts_a_new_trace(
 ) -> None:
     hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", traceparent)])
     assert _ids(hop.traceparent)[0] != "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "sampled"),
+    [
+        (b"01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-later-fields", True),
+        (b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-09", True),  # more flags set
+        (b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-02", False),
+    ],
+)
+def test_a_hop_follows_a_good_traceparents_trace_and_sampled_flag(
+    exported: InMemorySpanExporter, traceparent: bytes, *, sampled: bool
+) -> None:
+    hop = tracing.start("GET", "/itens", "/itens", [(b"traceparent", traceparent)])
+    assert _ids(hop.traceparent)[0] == "0af7651916cd43dd8448eb211c80319c"
+    assert (hop.span is not None) is sampled
 
 
 def test_an_upstreams_traceparent_is_not_relayed_to_the_client() -> None:
@@ -399,8 +417,8 @@ async def test_a_shared_redis_trip_reports_under_the_request_that_opened_it_if_s
         finally:
             tracing.detach(token)
 
-    # The first request starts the drain, in its own context; the later ones join the
-    # pending commands while a trip is in flight, and ride the next trip of the same drain.
+    # The first request starts the drain (in the pipeline's own context); the later ones join
+    # the pending commands while a trip is in flight, and ride the next trip of the same drain.
     calls = [asyncio.create_task(call(first))]
     seen = [await trips.seen.get()]
     for hops in ((second, third), (fourth,)):

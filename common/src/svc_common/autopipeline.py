@@ -8,6 +8,7 @@ per-command work (taking a connection, the retry wrapper, the timeout) is paid p
 
 import asyncio
 import contextlib
+import contextvars
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -36,6 +37,10 @@ class AutoPipeline:
         self._in_flight: asyncio.Task[None] | None = None
         # Looked up once: on Python 3.11 each lookup is a getpid() system call (a fork check).
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Trips run in a context of their own where the client instrumentations stay quiet,
+        # not in that of the request that happened to start the drain (see _send).
+        self._context = contextvars.Context()
+        self._context.run(tracing.quiet_outside_requests)
 
     async def run(self, *commands: Command) -> list[Any]:
         """The answers to these commands, in order; an error answer comes back as the
@@ -46,7 +51,7 @@ class AutoPipeline:
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._pending.append((commands, future, tracing.current()))
         if self._in_flight is None:
-            self._in_flight = loop.create_task(self._drain())
+            self._in_flight = loop.create_task(self._drain(), context=self._context)
         return await future
 
     async def _drain(self) -> None:
@@ -60,14 +65,15 @@ class AutoPipeline:
             self._in_flight = None
 
     async def _send(self, batch: list[_Entry]) -> None:
-        if not tracing.ENABLED:
+        # A trip reports under the request that opened it (the first it carries), when that
+        # one is sampled: a tenth of the trips, as of the requests, rather than every trip a
+        # sampled request rides (a Redis client span costs more than the hop's own). Any
+        # other trip needs nothing: the drain's context is quiet.
+        hop = batch[0][2]
+        if hop is None or hop.span is None:
             await self._trip(batch)
             return
-        # The drain runs in the context of the request that started it, which may be long
-        # gone: a trip reports under the request that opened it (the first it carries), when
-        # that one is sampled. A tenth of the trips, as of the requests, rather than every
-        # trip a sampled request rides (a Redis client span costs more than the hop's own).
-        token = tracing.client_spans_under(batch[0][2])
+        token = tracing.client_spans_under(hop)
         try:
             await self._trip(batch)
         finally:

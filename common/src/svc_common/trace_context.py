@@ -5,31 +5,39 @@ import re
 
 # What a hop writes for the next one (and the client); an upstream's are not relayed down.
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
-# version-trace id-parent id-flags, lower-case hex.
-_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-_ZEROS = frozenset({b"0" * 32, b"0" * 16})
+# version-trace id-parent id-flags, lower-case hex; version ff and all-zero ids are invalid.
+_TRACEPARENT = re.compile(
+    rb"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}(-.*)?", re.DOTALL
+)
+# The flags' last hex digit when their sampled bit (0x01) is set.
+_SAMPLED_DIGITS = frozenset(b"13579bdf")
 
 
-def caller(
-    headers: list[tuple[bytes, bytes]],
-) -> tuple[bytes, tuple[bytes, ...], bytes | None] | None:
-    """The caller's traceparent, its parts (version, trace id, parent id, flags, the rest) and
-    its tracestate; None when it sent no valid traceparent."""
+def caller(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
+    """The caller's traceparent and tracestate; None when it sent no valid traceparent."""
     parent = state = None
     for name, value in headers:
         if name == b"traceparent":
             parent = value
         elif name == b"tracestate":
             state = value if state is None else state + b"," + value
-    match = _TRACEPARENT.fullmatch(parent) if parent is not None else None
-    if match is None:
+    if parent is None:
         return None
-    parts = match.groups()
-    version, trace_id, span_id, _, rest = parts
-    # ff is forbidden; version 00 has nothing after the flags (later versions may).
-    if version == b"ff" or (version == b"00" and rest) or trace_id in _ZEROS or span_id in _ZEROS:
+    match = _TRACEPARENT.fullmatch(parent)
+    # Version 00 has nothing after the flags (a later version may).
+    if match is None or (match.lastindex and parent.startswith(b"00")):
         return None
-    return match.group(), parts, state
+    return parent, state
+
+
+def sampled(traceparent: bytes) -> bool:
+    """Whether a valid traceparent's flags say its caller records the trace."""
+    return traceparent[54] in _SAMPLED_DIGITS
+
+
+def ids(traceparent: bytes) -> tuple[int, int, int]:
+    """Trace id, parent span id and flags of a valid traceparent."""
+    return int(traceparent[3:35], 16), int(traceparent[36:52], 16), int(traceparent[53:55], 16)
 
 
 def log_fields(traceparent: bytes) -> dict[str, str]:

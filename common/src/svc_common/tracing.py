@@ -106,16 +106,15 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
     found = trace_context.caller(headers)
     caller = state = None
     if found is not None:
-        traceparent, (_, trace_hex, parent_hex, flags_hex, _), state = found
-        flags = int(flags_hex, 16)
-        if pipeline.follows_parent and not flags & TraceFlags.SAMPLED:
+        traceparent, state = found
+        if pipeline.follows_parent and not trace_context.sampled(traceparent):
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
             return Hop(traceparent, state, None, relayed=True)
-        trace_id = int(trace_hex, 16)
+        trace_id, parent_id, flags = trace_context.ids(traceparent)
         caller = SpanContext(
             trace_id,
-            int(parent_hex, 16),
+            parent_id,
             is_remote=True,
             trace_flags=TraceFlags(flags),
             trace_state=TraceState.from_header([state.decode("latin-1")]) if state else None,
