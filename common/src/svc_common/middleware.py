@@ -48,7 +48,7 @@ def finished(
     span's end and its access line (request_id, hop: when called outside the request's
     context)."""
     observe(method, route, status, seconds)
-    if hop is not None:
+    if hop is not None and hop.span is not None:  # an unsampled hop has nothing to report
         tracing.finish(hop, method, route, status, log_extra)
     if access_log:
         log_access(

@@ -159,7 +159,8 @@ def finish(
     hop: Hop, method: str, route: str, status: int, extra: Mapping[str, object] | None
 ) -> None:
     """Report the hop's span with the route template (known only now on the ASGI path), the
-    answer's status and what a proxy reports (the backend chosen, how many tries)."""
+    answer's status and what a proxy reports (the backend chosen, how many tries); a hop
+    that is not sampled has none."""
     span = hop.span
     if span is None:
         return
