@@ -1,0 +1,179 @@
+"""What traces cost in instructions, a figure this shared machine does not move: one process
+of the gateway's path at a time runs under valgrind's callgrind (the rest natively) while wrk
+reads by id through the gateway, with traces off, at sampling 0 and at 10 %; the
+instructions it spent per request it served, and the extra over traces off.
+
+CPU time on this machine drifts by a fifth within minutes (bench.traces_twins); the same
+code's instruction count repeats to about 1 %. It leaves out the kernel's work and what cache
+misses cost, so a change's effect on CPU time is at least what it does here.
+
+    PYTHONPATH=. .venv/bin/python -m bench.traces_instructions [--duration 20]
+
+Writes bench/results/traces-instructions.md.
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import fixtures, wrk
+from tests.integration.conftest import OUTPUT
+from tests.integration.databases import create_database, drop_database
+from tests.integration.gateways import PrivateRedis
+from tests.integration.otlp_receiver import OtlpReceiver
+from tests.integration.stack import SERVICES, Stack
+
+RESULTS = Path(__file__).parent / "results" / "traces-instructions.md"
+MEASURED = ("api_gateway", "load_balancer", "server")
+SAMPLING = {"off": None, "on 0": "0", "on 0.1": str(fixtures.TRACE_SAMPLING)}
+# Requests the measured process answered: its counter of GET /itens/{id} (the server names
+# the parameter item_id).
+_SERVED = re.compile(r'^http_requests_total\{[^}]*route="/itens/\{\w+\}"[^}]*\} (\S+)$', re.M)
+
+
+class CallgrindStack(Stack):
+    """A stack whose `measured` process runs under callgrind, instrumentation off until
+    instructions() turns it on."""
+
+    def __init__(self, *args: object, measured: str, out: Path, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.measured = measured
+        self.out = out
+
+    def start(self, service: str) -> None:
+        """Launch one service; the measured one under valgrind."""
+        if service != self.measured:
+            super().start(service)
+            return
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={self.out}",
+            sys.executable,
+            "-m",
+            SERVICES[service][0],
+        ]
+        with self.log_path(service).open("ab") as log:
+            self.procs[service] = subprocess.Popen(
+                command,
+                env=self.env(service),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def control(self, *args: str) -> None:
+        """callgrind_control on the measured process (vgdb finds it by the HOST it was given)."""
+        subprocess.run(
+            ["callgrind_control", *args, str(self.procs[self.measured].pid)],
+            env=os.environ | {"HOST": self.env(self.measured)["HOST"]},
+            check=True,
+            capture_output=True,
+        )
+
+    def served(self) -> float:
+        """GET /itens/{id} the measured process has answered."""
+        return sum(float(n) for n in _SERVED.findall(self.scrape(self.measured).text))
+
+
+def _measure(stack: CallgrindStack, script: Path, duration: float) -> float:
+    """Instructions per request the measured process served in one wrk run."""
+    wrk.run(stack.url("api_gateway"), script, duration=10, connections=8, threads=1)  # warm-up
+    before = stack.served()
+    stack.control("--zero")
+    stack.control("--instr=on")
+    wrk.run(stack.url("api_gateway"), script, duration=duration, connections=8, threads=1)
+    stack.control("--instr=off")
+    served = stack.served() - before
+    stack.stop_all()  # callgrind writes its counts at exit
+    totals = re.search(r"^totals: (\d+)", stack.out.read_text(), re.M)
+    assert totals is not None, f"no totals in {stack.out}"
+    return int(totals.group(1)) / served
+
+
+def _run(args: argparse.Namespace, service: str, twin: str, endpoint: str) -> float:
+    workdir = OUTPUT / "bench-instructions" / f"{service}-{twin.replace(' ', '-')}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    redis_server = PrivateRedis(workdir)
+    database = asyncio.run(create_database("instructions"))
+    env = {"RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "60"}
+    sampling = SAMPLING[twin]
+    if sampling is not None:
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": sampling,
+        }
+    stack = CallgrindStack(
+        twin,
+        workdir,
+        database,
+        redis_server.url,
+        extra_env=env,
+        measured=service,
+        out=workdir / "callgrind.out",
+    )
+    try:
+        redis_server.start()
+        for name in fixtures.TRACED:
+            stack.start(name)
+        for name in fixtures.TRACED:
+            stack.wait_healthy(name, timeout=300)
+        stack.wait_balanced(timeout=120)
+        script = fixtures.read_by_id(stack, workdir)
+        return _measure(stack, script, args.duration)
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+        asyncio.run(drop_database(database))
+
+
+def _report(args: argparse.Namespace, counts: dict[str, dict[str, float]]) -> str:
+    lines = [
+        f"`python -m bench.traces_instructions --duration {args.duration:g}`",
+        "",
+        f"Measured {fixtures.machine()['date']}; wrk 8 connections through the gateway, "
+        f"{args.duration:g} s with the process under callgrind; instructions per request that "
+        "process answered (thousands), and the extra over traces off.",
+        "",
+        "| process | " + " | ".join(SAMPLING) + " | " + " | ".join(
+            f"{twin} extra" for twin in list(SAMPLING)[1:]
+        ) + " |",
+        "|---|" + "---:|" * (2 * len(SAMPLING) - 1),
+    ]  # fmt: skip
+    for service, row in counts.items():
+        off = row["off"]
+        cells = [f"{row[twin] / 1000:.1f}" for twin in SAMPLING]
+        extra = [
+            f"+{(row[twin] - off) / 1000:.1f} ({row[twin] / off - 1:+.1%})"
+            for twin in list(SAMPLING)[1:]
+        ]
+        lines.append(f"| {service} | " + " | ".join(cells + extra) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Measure each process in each twin, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20)
+    parser.add_argument("--services", default=",".join(MEASURED))
+    args = parser.parse_args()
+    counts: dict[str, dict[str, float]] = {}
+    with OtlpReceiver(keep=False) as receiver:
+        for service in args.services.split(","):
+            counts[service] = {}
+            for twin in SAMPLING:
+                counts[service][twin] = _run(args, service, twin, receiver.endpoint)
+                print(f"{service} {twin}: {counts[service][twin]:,.0f}", flush=True)
+    table = _report(args, counts)
+    print(table)
+    RESULTS.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
