@@ -1,12 +1,13 @@
 """The bench's arithmetic and parsing: medians, ratios, verdict, tables, wrk output, plans."""
 
+import argparse
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from server.pages import decode_cursor
 
-from bench import bare_app, report, wrk
+from bench import bare_app, report, traces_instructions, wrk
 
 
 def _run(rps: float, errors: float = 0, p99: float = 9.0) -> dict[str, float]:
@@ -245,3 +246,22 @@ def test_traces_failing_their_cost_bar_fail_the_verdict() -> None:
     results = _results({"b": 1000, "d": 600, "g": 500})
     assert results["workloads"]["get_item"]["ratios"]["g/d"] == 0.833
     assert report.verdict(results) == ["get_item g/d = 0.833 < 0.9"]
+
+
+def test_the_instructions_table_gives_each_count_and_its_extra_over_traces_off() -> None:
+    args = argparse.Namespace(duration=20.0)
+    counts = {"load_balancer": {"off": 200_000.0, "on 0": 220_000.0, "on 0.1": 250_000.0}}
+    row = traces_instructions._report(args, counts).splitlines()[-1]
+    assert row == "| load_balancer | 200.0 | 220.0 | 250.0 | +20.0 (+10.0%) | +50.0 (+25.0%) |"
+
+
+def test_instructions_are_divided_by_the_reads_by_id_the_process_answered() -> None:
+    scraped = "\n".join(
+        [
+            'http_requests_total{method="GET",route="/itens/{item_id}",status="200"} 1500.0',
+            'http_requests_total{method="GET",route="/itens/{id}",status="304"} 20.0',
+            'http_requests_total{method="GET",route="/saude",status="200"} 99.0',
+            'http_requests_total{method="GET",route="/itens",status="200"} 7.0',
+        ]
+    )
+    assert traces_instructions._SERVED.findall(scraped) == ["1500.0", "20.0"]
