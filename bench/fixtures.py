@@ -20,6 +20,8 @@ from tests.integration.stack import Stack
 # Case g: the gateway's path again, with traces on as the issue prices them (10 % sampled).
 TRACED = ("server", "server2", "load_balancer", "api_gateway")
 TRACE_SAMPLING = 0.1
+# A stack loaded for minutes by one client: no rate limit in the way, a token that outlasts it.
+LOADED = {"RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "60"}
 
 
 def machine() -> dict[str, Any]:
@@ -85,16 +87,21 @@ def first_items(url: str, auth: dict[str, str], count: int) -> list[dict[str, An
     return items[:count]
 
 
+def traces_on(endpoint: str, sampling: float) -> dict[str, str]:
+    """The OTEL_* variables that export `sampling` of the traces (parent-based) to endpoint."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": f"{sampling:g}",
+    }
+
+
 def traced_stack(stack: Stack, endpoint: str) -> Stack:
     """A second gateway, balancer and pair of servers over the same database and Redis (and
     signing key: one token serves both), exporting TRACE_SAMPLING of traces to endpoint."""
     workdir = stack.workdir / "traced"
     workdir.mkdir(exist_ok=True)
-    env = stack.extra_env | {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": str(TRACE_SAMPLING),
-    }
+    env = stack.extra_env | traces_on(endpoint, TRACE_SAMPLING)
     return Stack(
         "bench-traced",
         workdir,

@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import fixtures, wrk
@@ -29,20 +30,19 @@ from tests.integration.stack import SERVICES, Stack
 
 RESULTS = Path(__file__).parent / "results" / "traces-instructions.md"
 MEASURED = ("api_gateway", "load_balancer", "server")
-SAMPLING = {"off": None, "on 0": "0", "on 0.1": str(fixtures.TRACE_SAMPLING)}
+SAMPLING = {"off": None, "on 0": 0.0, "on 0.1": fixtures.TRACE_SAMPLING}
 # Requests the measured process answered: its counter of GET /itens/{id} (the server names
 # the parameter item_id).
 _SERVED = re.compile(r'^http_requests_total\{[^}]*route="/itens/\{\w+\}"[^}]*\} (\S+)$', re.M)
 
 
+@dataclass
 class CallgrindStack(Stack):
-    """A stack whose `measured` process runs under callgrind, instrumentation off until
-    instructions() turns it on."""
+    """A stack whose `measured` process runs under callgrind, counting nothing until
+    control() turns its instrumentation on; the counts go to `out` when it exits."""
 
-    def __init__(self, *args: object, measured: str, out: Path, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.measured = measured
-        self.out = out
+    measured: str = "server"
+    out: Path = Path("callgrind.out")
 
     def start(self, service: str) -> None:
         """Launch one service; the measured one under valgrind."""
@@ -101,14 +101,8 @@ def _run(args: argparse.Namespace, service: str, twin: str, endpoint: str) -> fl
     workdir.mkdir(parents=True, exist_ok=True)
     redis_server = PrivateRedis(workdir)
     database = asyncio.run(create_database("instructions"))
-    env = {"RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "60"}
     sampling = SAMPLING[twin]
-    if sampling is not None:
-        env |= {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": sampling,
-        }
+    env = fixtures.LOADED | (fixtures.traces_on(endpoint, sampling) if sampling is not None else {})
     stack = CallgrindStack(
         twin,
         workdir,

@@ -33,14 +33,10 @@ RESULTS = Path(__file__).parent / "results" / "traces-twins.md"
 
 
 def _twins(args: argparse.Namespace, endpoint: str) -> dict[str, dict[str, str] | None]:
-    traced = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-    }
     twins: dict[str, dict[str, str] | None] = {"off": None}
-    twins[f"on {args.sampling:g}"] = traced | {"OTEL_TRACES_SAMPLER_ARG": str(args.sampling)}
+    twins[f"on {args.sampling:g}"] = fixtures.traces_on(endpoint, args.sampling)
     if args.unsampled:
-        twins["on 0"] = traced | {"OTEL_TRACES_SAMPLER_ARG": "0"}
+        twins["on 0"] = fixtures.traces_on(endpoint, 0)
     return twins
 
 
@@ -102,7 +98,7 @@ def main() -> None:
     redis_server = PrivateRedis(workdir)
     database = asyncio.run(create_database("twins"))
     receiver = OtlpReceiver(keep=False)
-    env = {"RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "60"}
+    env = fixtures.LOADED
     stacks = {
         name: Stack(name, workdir / name.replace(" ", "-"), database, redis_server.url,
                     extra_env=env | (otel or {}), secret_key="twins-" * 8)

@@ -34,7 +34,7 @@ def main() -> None:
     database = asyncio.run(create_database("versions"))
     # The earlier commit's packages shadow the installed (editable) ones of this checkout.
     old = ":".join(str(args.before.resolve() / member / "src") for member in MEMBERS)
-    env = {"RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "60"}
+    env = fixtures.LOADED
     stacks = {
         name: Stack(
             name,

@@ -35,8 +35,8 @@ def sampled(traceparent: bytes) -> bool:
     return traceparent[54] in _SAMPLED_DIGITS
 
 
-def ids(traceparent: bytes) -> tuple[int, int, int]:
-    """Trace id, parent span id and flags of a valid traceparent."""
+def numbers(traceparent: bytes) -> tuple[int, int, int]:
+    """Trace id, parent span id and flags of a valid traceparent, as numbers."""
     return int(traceparent[3:35], 16), int(traceparent[36:52], 16), int(traceparent[53:55], 16)
 
 

@@ -111,7 +111,7 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
             return Hop(traceparent, state, None, relayed=True)
-        trace_id, parent_id, flags = trace_context.ids(traceparent)
+        trace_id, parent_id, flags = trace_context.numbers(traceparent)
         caller = SpanContext(
             trace_id,
             parent_id,
