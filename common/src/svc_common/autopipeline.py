@@ -9,6 +9,7 @@ per-command work (taking a connection, the retry wrapper, the timeout) is paid p
 import asyncio
 import contextlib
 import contextvars
+import inspect
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -37,6 +38,11 @@ class AutoPipeline:
         self._in_flight: asyncio.Task[None] | None = None
         # Looked up once: on Python 3.11 each lookup is a getpid() system call (a fork check).
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The pipeline's execute as redis-py wrote it, found on the first trip. With traces on
+        # the Redis instrumentation wraps it; a trip no span is wanted for goes straight to it,
+        # as the wrapper would after finding the trip's context quiet (inspect.unwrap follows
+        # the wrapper's __wrapped__).
+        self._execute_quietly: Any = None
         # Trips run in a context of their own where the client instrumentations stay quiet,
         # not in that of the request that happened to start the drain (see _send).
         self._context = contextvars.Context()
@@ -71,21 +77,26 @@ class AutoPipeline:
         # other trip needs nothing: the drain's context is quiet.
         hop = batch[0][2]
         if hop is None or hop.span is None:
-            await self._trip(batch)
+            await self._trip(batch, traced=False)
             return
         token = tracing.client_spans_under(hop)
         try:
-            await self._trip(batch)
+            await self._trip(batch, traced=True)
         finally:
             otel_context.detach(token)  # type: ignore[arg-type]
 
-    async def _trip(self, batch: list[_Entry]) -> None:
+    async def _trip(self, batch: list[_Entry], *, traced: bool) -> None:
         pipe: Any = self._redis.pipeline(transaction=False)
         for commands, _, _ in batch:
             for command in commands:
                 pipe.execute_command(*command)
         try:
-            answers = await pipe.execute(raise_on_error=False)
+            if traced:
+                answers = await pipe.execute(raise_on_error=False)
+            else:
+                if self._execute_quietly is None:
+                    self._execute_quietly = inspect.unwrap(type(pipe).execute)
+                answers = await self._execute_quietly(pipe, raise_on_error=False)
         except RuntimeError as exc:
             # uvloop refuses a write on a transport Redis has just closed with a RuntimeError,
             # which redis-py neither translates nor drops the connection for: a lost connection.

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, cast
 import orjson
 
 from svc_common import trace_context, tracing
+from svc_common.trace_context import SPAN_ID, TRACE_ID
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # Loggers whose lines are batched per event-loop iteration: the one line every request logs.
@@ -114,8 +115,10 @@ class JsonFormatter(LineFormatter):
             "msg": entry.message,
             **entry.extras,
         }
-        if entry.trace is not None:
-            fields |= trace_context.log_fields(entry.trace)
+        trace = entry.trace
+        if trace is not None:  # written in place: the one line every request logs
+            fields["trace_id"] = trace[TRACE_ID].decode()
+            fields["span_id"] = trace[SPAN_ID].decode()
         return orjson.dumps(fields, default=str).decode()
 
     def format(self, record: logging.LogRecord) -> str:
@@ -133,11 +136,11 @@ class TextFormatter(LineFormatter):
         stamp = self.timestamp(entry.created, self.default_time_format, ",%03d")
         text = f"{stamp} {entry.level:<5} {entry.service} [{entry.request_id}]"
         text += " " + entry.message
-        extras = entry.extras
-        if entry.trace is not None:
-            extras = {**extras, **trace_context.log_fields(entry.trace)}
-        if extras:
-            text += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        if entry.extras:
+            text += " " + " ".join(f"{k}={v}" for k, v in entry.extras.items())
+        trace = entry.trace
+        if trace is not None:
+            text += f" trace_id={trace[TRACE_ID].decode()} span_id={trace[SPAN_ID].decode()}"
         return text
 
     def format(self, record: logging.LogRecord) -> str:

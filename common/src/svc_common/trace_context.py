@@ -13,8 +13,9 @@ _TRACEPARENT = re.compile(
 _SAMPLED_DIGITS = frozenset(b"13579bdf")
 
 
-def caller(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | None:
-    """The caller's traceparent and tracestate; None when it sent no valid traceparent."""
+def caller(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None, bool] | None:
+    """The caller's traceparent and tracestate, and whether its flags say the caller records
+    the trace; None when it sent no valid traceparent."""
     parent = state = None
     for name, value in headers:
         if name == b"traceparent":
@@ -27,19 +28,19 @@ def caller(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None] | N
     # Version 00 has nothing after the flags (a later version may).
     if match is None or (match.lastindex and parent.startswith(b"00")):
         return None
-    return parent, state
+    return parent, state, parent[54] in _SAMPLED_DIGITS
 
 
-def sampled(traceparent: bytes) -> bool:
-    """Whether a valid traceparent's flags say its caller records the trace."""
-    return traceparent[54] in _SAMPLED_DIGITS
+def numbers(traceparent: bytes) -> tuple[int, int]:
+    """Trace id and parent span id of a valid traceparent, as numbers."""
+    return int(traceparent[3:35], 16), int(traceparent[36:52], 16)
 
 
-def numbers(traceparent: bytes) -> tuple[int, int, int]:
-    """Trace id, parent span id and flags of a valid traceparent, as numbers."""
-    return int(traceparent[3:35], 16), int(traceparent[36:52], 16), int(traceparent[53:55], 16)
+# Where a (valid) traceparent names its trace and span: a log line shows them as they are.
+TRACE_ID = slice(3, 35)
+SPAN_ID = slice(36, 52)
 
 
 def log_fields(traceparent: bytes) -> dict[str, str]:
     """trace_id and span_id, as a log line names the trace and span of a (valid) traceparent."""
-    return {"trace_id": traceparent[3:35].decode(), "span_id": traceparent[36:52].decode()}
+    return {"trace_id": traceparent[TRACE_ID].decode(), "span_id": traceparent[SPAN_ID].decode()}

@@ -24,13 +24,12 @@ from opentelemetry.trace import (
     SpanKind,
     Status,
     StatusCode,
-    TraceFlags,
     TraceState,
 )
 from opentelemetry.util.types import AttributeValue
 
 from svc_common import trace_context, tracing_pipeline
-from svc_common.tracing_pipeline import LOW_64, SAMPLED, ids
+from svc_common.tracing_pipeline import LOW_64, NOT_SAMPLED, SAMPLED, ids
 
 if TYPE_CHECKING:  # the SDK is imported only when traces are on
     from opentelemetry.sdk.resources import Resource
@@ -42,6 +41,7 @@ ENABLED = False
 SCOPE_KEY = "trace_hop"
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
+_REPORTED_TYPES = (str, int)
 _UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
 
@@ -106,18 +106,19 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
     found = trace_context.caller(headers)
     caller = state = None
     if found is not None:
-        traceparent, state = found
-        if pipeline.follows_parent and not trace_context.sampled(traceparent):
+        traceparent, state, sampled = found
+        if pipeline.follows_parent and not sampled:
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
             return Hop(traceparent, state, None, relayed=True)
-        trace_id, parent_id, flags = trace_context.numbers(traceparent)
+        trace_id, parent_id = trace_context.numbers(traceparent)
         caller = SpanContext(
             trace_id,
             parent_id,
-            is_remote=True,
-            trace_flags=TraceFlags(flags),
-            trace_state=TraceState.from_header([state.decode("latin-1")]) if state else None,
+            True,  # is_remote
+            # The one flag version 00 defines (others do not reach the span's record).
+            SAMPLED if sampled else NOT_SAMPLED,
+            TraceState.from_header([state.decode("latin-1")]) if state else None,
         )
     else:
         trace_id = ids.getrandbits(128) or 1
@@ -143,9 +144,7 @@ def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
             attributes = dict(decided.attributes or attributes)
     if not sampled:
         return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None, began=caller is None)
-    own = SpanContext(
-        trace_id, span_id, is_remote=False, trace_flags=SAMPLED, trace_state=trace_state
-    )
+    own = SpanContext(trace_id, span_id, False, SAMPLED, trace_state)  # not is_remote
     span = Recording(own, caller, attributes or _attributes(method, path, route))
     return Hop(b"00-%032x-%016x-01" % (trace_id, span_id), state, span, began=caller is None)
 
@@ -169,7 +168,7 @@ def finish(
     attributes["http.response.status_code"] = status
     for key, value in (extra or {}).items():
         name = _ATTRIBUTES.get(key)
-        if name is not None and isinstance(value, str | int):
+        if name is not None and isinstance(value, _REPORTED_TYPES):
             attributes[name] = value
     tracing_pipeline.report(
         f"{method} {route}",

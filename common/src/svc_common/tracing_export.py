@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import StatusCode
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import SpanContext
+    from opentelemetry.trace import SpanContext, Status
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +64,14 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+# The varints of the lengths most fields have, written once.
+_SIZES = [_varint(size) for size in range(4096)]
+
+
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: tag (field number and wire type), length, payload."""
     size = len(payload)
-    return tag + (bytes((size,)) if size < 0x80 else _varint(size)) + payload
+    return tag + (_SIZES[size] if size < 4096 else _varint(size)) + payload
 
 
 def _number(tag: bytes, n: int) -> bytes:
@@ -122,27 +127,26 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     parts = []
     for key, value in attributes.items():
-        if type(value) in _SIZED and len(value) > _LONGEST_KEPT:
-            parts.append(_pair(tag, key, value))
-            continue
-        try:
-            parts.append(_known_pair(tag, key, value))
-        except TypeError:  # a list: not hashable, and rare
+        # Most pairs repeat (method, route, status, backend, the Redis or SQL statement): a
+        # short string's or an int's pair is encoded once. Not a bool's or a float's: 1, True
+        # and 1.0 are one key in a dict but three values on the wire. Long strings (a stack
+        # trace, a client's odd path) are encoded anew.
+        kind = type(value)
+        if kind is int or (kind is str and len(value) <= _LONGEST_KEPT):
+            pair = _known.get((tag, key, value))
+            if pair is None:
+                if len(_known) >= _MOST_KEPT:
+                    _known.clear()
+                pair = _known[tag, key, value] = _pair(tag, key, value)
+            parts.append(pair)
+        else:
             parts.append(_pair(tag, key, value))
     return b"".join(parts)
 
 
-# Most attributes repeat (method, route, status, backend, the Redis or SQL statement): each
-# pair is encoded once. typed: True and 1 are different values on the wire. Long strings and
-# bytes (a stack trace, a client's odd path) are not kept: at most 4,096 pairs of a few hundred
-# bytes.
 _LONGEST_KEPT = 200
-_SIZED = (str, bytes)
-
-
-@lru_cache(maxsize=4096, typed=True)
-def _known_pair(tag: bytes, key: str, value: Any) -> bytes:
-    return _pair(tag, key, value)
+_MOST_KEPT = 4096  # pairs of a few hundred bytes at most
+_known: dict[tuple[bytes, str, str | int], bytes] = {}
 
 
 def _pair(tag: bytes, key: str, value: Any) -> bytes:
@@ -165,10 +169,13 @@ def _flags(context: "SpanContext | None") -> bytes:
     return _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE if remote else _HAS_IS_REMOTE)
 
 
-# Span.kind (the API's SpanKind value + 1) and Span.flags, written once.
+# Span.kind (the API's SpanKind value + 1), Span.flags and the status of most spans, written
+# once; span names (a route, a Redis command) too, as a process has few of them.
 _KINDS = [b"\x30" + bytes((kind + 1,)) for kind in range(5)]
 _LOCAL_PARENT = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)
 _REMOTE_PARENT = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
+_UNSET = b"\x7a\x00"  # Status with code UNSET (0) and no description: an empty message
+_names: dict[str, bytes] = {}
 
 
 def _trace_state(context: "SpanContext") -> str:
@@ -176,34 +183,56 @@ def _trace_state(context: "SpanContext") -> str:
     return ",".join(f"{k}={v}" for k, v in state.items()) if state else ""
 
 
+def _name(name: str) -> bytes:
+    field = _names.get(name)
+    if field is None:
+        field = _text(b"\x2a", name)
+        if len(_names) < _MOST_KEPT:
+            _names[name] = field
+    return field
+
+
+def _status(status: "Status") -> bytes:
+    code = status.status_code
+    if code is StatusCode.UNSET and not status.description:
+        return _UNSET
+    # The API's status codes and OTLP's have the same numbers; the status is always written.
+    return _field(b"\x7a", _text(b"\x12", status.description or "") + _number(b"\x18", code.value))
+
+
 def _span(span: "ReadableSpan") -> bytes:
-    """Span (opentelemetry/proto/trace/v1/trace.proto), its fields in number order."""
-    context, parent, status = span.context, span.parent, span.status
+    """ScopeSpans.spans: a Span (opentelemetry/proto/trace/v1/trace.proto), its fields in
+    number order."""
+    context, parent = span.context, span.parent
     assert context is not None, "the SDK ends only spans with a context"
     start, end = span.start_time, span.end_time
-    parts = [
-        b"\x0a\x10",
-        context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08",
-        context.span_id.to_bytes(8, "big"),
-        _text(b"\x1a", _trace_state(context)),
-        b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent is not None else b"",
-        _text(b"\x2a", span.name),
-        # SpanKind.INTERNAL is 0 in the API and 1 in OTLP, and so on.
-        _KINDS[span.kind.value],
-        b"\x39" + _FIXED64(start) if start else b"",
-        b"\x41" + _FIXED64(end) if end else b"",
-        _attributes(b"\x4a", span.attributes),
-    ]
+    out = (
+        b"\x0a\x10"
+        + context.trace_id.to_bytes(16, "big")
+        + b"\x12\x08"
+        + context.span_id.to_bytes(8, "big")
+    )
+    if context.trace_state:
+        out += _text(b"\x1a", _trace_state(context))
+    if parent is not None:
+        out += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+    out += (
+        _name(span.name)
+        # SpanKind.INTERNAL is 0 in the API and 1 in OTLP, and so on (_value_: the member's
+        # value as a plain attribute, where .value is a descriptor call).
+        + _KINDS[span.kind._value_]
+        + (b"\x39" + _FIXED64(start) if start else b"")
+        + (b"\x41" + _FIXED64(end) if end else b"")
+        + _attributes(b"\x4a", span.attributes)
+    )
     if span.dropped_attributes:
-        parts.append(_number(b"\x50", span.dropped_attributes))
+        out += _number(b"\x50", span.dropped_attributes)
     if span.events or span.links:
-        parts.append(_events_and_links(span))
-    # The API's status codes and OTLP's have the same numbers; the status is always written.
-    status_fields = _text(b"\x12", status.description or "")
-    parts.append(_field(b"\x7a", status_fields + _number(b"\x18", status.status_code.value)))
-    parts.append(_REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT)
-    return b"".join(parts)
+        out += _events_and_links(span)
+    out += _status(span.status) + (
+        _REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT
+    )
+    return _field(b"\x12", out)  # ScopeSpans.spans
 
 
 def _events_and_links(span: "ReadableSpan") -> bytes:
@@ -258,7 +287,7 @@ def encode(spans: Sequence["ReadableSpan"]) -> bytes:
     for resource, scopes in groups.values():
         resource_spans = [_field(b"\x0a", _attributes(b"\x0a", resource.attributes))]
         for scope, encoded in scopes.items():
-            scope_spans = _scope(scope) + b"".join(_field(b"\x12", span) for span in encoded)
+            scope_spans = _scope(scope) + b"".join(encoded)
             if scope is not None:
                 scope_spans += _text(b"\x1a", scope.schema_url or "")
             resource_spans.append(_field(b"\x12", scope_spans))

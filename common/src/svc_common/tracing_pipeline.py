@@ -26,6 +26,7 @@ _RATIO_SAMPLER = re.compile(r"TraceIdRatioBased\{([0-9.e+-]+)\}")
 # Trace and span ids need to be unique, not secret (the SDK's generator uses random too).
 ids = random.Random(secrets.randbits(64))  # noqa: S311
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 LOW_64 = (1 << 64) - 1  # the part of a trace id TraceIdRatioBased compares
 
 
@@ -150,6 +151,6 @@ def decide_child(
         links,
     )
     sampled = decided.decision.is_sampled()  # type: ignore[no-untyped-call]
-    flags = SAMPLED if sampled else TraceFlags(TraceFlags.DEFAULT)
+    flags = SAMPLED if sampled else NOT_SAMPLED
     own = SpanContext(trace_id, span_id, False, flags, decided.trace_state)
     return (own, dict(decided.attributes or {})) if sampled else own
