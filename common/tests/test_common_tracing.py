@@ -556,11 +556,14 @@ def _context(hop: tracing.Hop) -> trace.SpanContext:
 
 def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExporter) -> None:
     # tracing_export.encode replaces the SDK exporter's encoder (four times slower): the same
-    # request for a batch of every kind of span and attribute a process sends.
+    # request for a batch of every kind of span and attribute a process sends (a hop's, a
+    # client instrumentation's, and one of the SDK's own tracer).
     hop = tracing.start("GET", "/itens/7", "/itens/{id}", [(b"traceparent", CLIENT_PARENT)])
     tracing.finish(hop, "GET", "/itens/{id}", 200, {"backend": "http://s1:8002", "tries": 2})
     provider = trace.get_tracer_provider()
-    redis = provider.get_tracer("opentelemetry.instrumentation.redis", "0.51b0", "https://s/1")
+    redis = ClientTracerProvider().get_tracer(
+        "opentelemetry.instrumentation.redis", "0.51b0", "https://s/1"
+    )
     with redis.start_as_current_span("EVALSHA", kind=SpanKind.CLIENT) as client:
         client.set_attributes({"db.redis.args_length": 3, "ratio": 0.5, "ok": True, "n": -2})
         client.set_attributes({"empty": "", "zero": 0, "no": False, "long": "x" * 300})
@@ -570,7 +573,10 @@ def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExpo
         client.record_exception(ValueError("gone"))
         client.add_link(client.get_span_context(), {"why": "retry"})
         client.set_status(Status(StatusCode.ERROR, "gone"))
-    provider.get_tracer("svc_common").start_span("sweep").end()
+    sweep = provider.get_tracer("svc_common").start_span("sweep")
+    sweep.add_event("tick", {"n": 1})
+    sweep.add_link(client.get_span_context())
+    sweep.end()
     spans = exported.get_finished_spans()
     assert len(spans) == 3
     assert tracing_export.encode(spans) == encode_spans(spans).SerializeToString()
