@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from svc_common import tracing
+from svc_common import request_headers, tracing
 from svc_common.logging import log_access, request_id_var
 from svc_common.metrics import observe
 from svc_common.tracing import Hop
@@ -23,13 +23,18 @@ _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _ids = random.Random(secrets.randbits(64))  # noqa: S311
 
 
-def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
-    """The X-Request-ID among these headers when it is safe, else a fresh one."""
-    for name, value in headers:
-        if name == b"x-request-id" and _SAFE_REQUEST_ID.fullmatch(value):
-            return str(value.decode())
+def request_id_or_new(sent: bytes | None) -> str:
+    """The X-Request-ID a request sent (request_headers.scan) when it is safe, else a fresh
+    one."""
+    if sent is not None and _SAFE_REQUEST_ID.fullmatch(sent):
+        return sent.decode()
     # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID.
     return f"{_ids.getrandbits(128):032x}"
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """request_id_or_new() of a request with these headers."""
+    return request_id_or_new(request_headers.scan(headers)[1])
 
 
 def finished(
@@ -66,13 +71,13 @@ def served_by_headers(name: str | None) -> tuple[tuple[bytes, bytes], ...]:
 
 
 def trace_start(
-    method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]
+    method: str, path: str, route: str, traceparent: bytes | None, tracestate: bytes | None
 ) -> Hop | None:
     """The request's hop of its trace when traces are on; polled paths get none (a probe every
     few seconds would bury the traces people look for)."""
     if not tracing.ENABLED or path in QUIET_PATHS:
         return None
-    return tracing.start(method, path, route, headers)
+    return tracing.begin(method, path, route, traceparent, tracestate)
 
 
 def route_template(scope: Scope) -> str:
@@ -94,13 +99,14 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(scope["headers"])
+        _, sent_id, traceparent, tracestate = request_headers.scan(scope["headers"])
+        request_id = request_id_or_new(sent_id)
         token = request_id_var.set(request_id)
         id_header = (b"x-request-id", request_id.encode())
         extra_headers = self.extra_headers
         # A lane request handed over (TO_ASGI) brings the span the lane started.
         hop = scope.get(tracing.SCOPE_KEY) or trace_start(
-            scope["method"], scope["path"], "unmatched", scope["headers"]
+            scope["method"], scope["path"], "unmatched", traceparent, tracestate
         )
         trace_token = None
         if hop is not None:

@@ -13,22 +13,18 @@ _TRACEPARENT = re.compile(
 _SAMPLED_DIGITS = frozenset(b"13579bdf")
 
 
-def caller(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes | None, bool] | None:
-    """The caller's traceparent and tracestate, and whether its flags say the caller records
-    the trace; None when it sent no valid traceparent."""
-    parent = state = None
-    for name, value in headers:
-        if name == b"traceparent":
-            parent = value
-        elif name == b"tracestate":
-            state = value if state is None else state + b"," + value
-    if parent is None:
+def caller(
+    traceparent: bytes | None, tracestate: bytes | None
+) -> tuple[bytes, bytes | None, bool] | None:
+    """The caller's traceparent and tracestate (request_headers.scan finds them), and whether
+    its flags say the caller records the trace; None when it sent no valid traceparent."""
+    if traceparent is None:
         return None
-    match = _TRACEPARENT.fullmatch(parent)
+    match = _TRACEPARENT.fullmatch(traceparent)
     # Version 00 has nothing after the flags (a later version may).
-    if match is None or (match.lastindex and parent.startswith(b"00")):
+    if match is None or (match.lastindex and traceparent.startswith(b"00")):
         return None
-    return parent, state, parent[54] in _SAMPLED_DIGITS
+    return traceparent, tracestate, traceparent[54] in _SAMPLED_DIGITS
 
 
 def numbers(traceparent: bytes) -> tuple[int, int]:

@@ -1,5 +1,5 @@
 """OpenTelemetry traces on the request path: one server span per hop, written once for the
-lane and the ASGI path (both call start() when a request arrives and finish() when it ends).
+lane and the ASGI path (both call begin() when a request arrives and finish() when it ends).
 
 Callers test ENABLED first (svc_common.tracing_setup sets it from OTEL_*): off, nothing here
 runs and a caller's traceparent passes through every hop untouched. On, each hop takes part in
@@ -28,7 +28,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import AttributeValue
 
-from svc_common import trace_context, tracing_pipeline
+from svc_common import request_headers, trace_context, tracing_pipeline
 from svc_common.tracing_pipeline import LOW_64, NOT_SAMPLED, SAMPLED, ids
 
 if TYPE_CHECKING:  # the SDK is imported only when traces are on
@@ -100,10 +100,19 @@ def enable(sampler: "Sampler", resource: "Resource", processor: "SpanProcessor")
 
 
 def start(method: str, path: str, route: str, headers: list[tuple[bytes, bytes]]) -> Hop:
-    """This hop's part in the request's trace: a child of the caller's span, or a new trace."""
+    """This hop's part in the trace of a request with these headers."""
+    _, _, traceparent, tracestate = request_headers.scan(headers)
+    return begin(method, path, route, traceparent, tracestate)
+
+
+def begin(
+    method: str, path: str, route: str, traceparent: bytes | None, tracestate: bytes | None
+) -> Hop:
+    """This hop's part in the request's trace: a child of the span its caller's traceparent
+    names, or a new trace."""
     pipeline = tracing_pipeline.current
-    assert pipeline is not None, "start() is called only when ENABLED"
-    found = trace_context.caller(headers)
+    assert pipeline is not None, "begin() is called only when ENABLED"
+    found = trace_context.caller(traceparent, tracestate)
     caller = state = None
     if found is not None:
         traceparent, state, sampled = found

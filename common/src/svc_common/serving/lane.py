@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 import httptools
 
-from svc_common import tracing
+from svc_common import request_headers, tracing
 from svc_common.envelope import error_response
 from svc_common.logging import request_id_var
+from svc_common.middleware import request_id_or_new
 from svc_common.tracing import Hop
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 LANE = "fast_lane"
 # Answers that carry no Content-Length of their own (RFC 9110 section 8.6).
 _NO_CONTENT = frozenset({204, 304})
-_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Headers the lane writes itself.
 _REPLACED = frozenset({b"content-length", b"x-request-id"})
 
@@ -63,6 +63,7 @@ class LaneRequest:
         "route",
         "scheme",
         "scope_extra",
+        "trace_context",
     )
 
     def __init__(
@@ -88,7 +89,9 @@ class LaneRequest:
         self.log_extra: dict[str, object] | None = None
         # Added to the ASGI scope when the request goes the ASGI way after all (TO_ASGI).
         self.scope_extra: dict[str, object] | None = None
-        # Its server span, when traces are on (svc_common.tracing).
+        # The caller's traceparent and tracestate, as they came; and its server span, when
+        # traces are on (svc_common.tracing).
+        self.trace_context: tuple[bytes | None, bytes | None] = (None, None)
         self.hop: Hop | None = None
 
     @classmethod
@@ -102,14 +105,15 @@ class LaneRequest:
     ) -> "LaneRequest | None":
         """The request from its target and headers as the parser read them; None when it
         carries a body (the ASGI path reads bodies)."""
-        if any(name in _BODY_HEADERS for name, _ in headers):
+        body, sent_id, traceparent, tracestate = request_headers.scan(headers)
+        if body:
             return None
         parts = httptools.parse_url(url)
         raw_path: bytes = parts.path
         path = raw_path.decode("ascii")
         if "%" in path:
             path = urllib.parse.unquote(path)
-        return cls(
+        request = cls(
             path=path,
             raw_path=raw_path,
             query=parts.query or b"",
@@ -117,6 +121,9 @@ class LaneRequest:
             client=client,
             scheme=scheme,
         )
+        request.request_id = request_id_or_new(sent_id)
+        request.trace_context = (traceparent, tracestate)
+        return request
 
     @property
     def client_ip(self) -> str:

@@ -269,8 +269,7 @@ class LaneProtocol(HttpToolsProtocol):
             self._build_scope()
             super().on_headers_complete()  # queues behind pending lane answers, if any
             return
-        request.request_id = request_id_from(request.headers)
-        request.hop = trace_start("GET", request.path, request.route, request.headers)
+        request.hop = trace_start("GET", request.path, request.route, *request.trace_context)
         cycle = _LaneCycle(self, lane, request)
         self.cycle = cast(RequestResponseCycle, cycle)
         self._slots.append(cycle)
