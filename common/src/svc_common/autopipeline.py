@@ -38,10 +38,10 @@ class AutoPipeline:
         self._in_flight: asyncio.Task[None] | None = None
         # Looked up once: on Python 3.11 each lookup is a getpid() system call (a fork check).
         self._loop: asyncio.AbstractEventLoop | None = None
-        # The pipeline's execute as redis-py wrote it, found on the first trip. With traces on
-        # the Redis instrumentation wraps it; a trip no span is wanted for goes straight to it,
-        # as the wrapper would after finding the trip's context quiet (inspect.unwrap follows
-        # the wrapper's __wrapped__).
+        # The pipeline class's execute as redis-py wrote it, found on the first trip. With
+        # traces on the Redis instrumentation wraps it on the class; a trip no span is wanted
+        # for goes straight to it, as the wrapper would after finding the trip's context quiet
+        # (inspect.unwrap follows the wrapper's __wrapped__).
         self._execute_quietly: Any = None
         # Trips run in a context of their own where the client instrumentations stay quiet,
         # not in that of the request that happened to start the drain (see _send).
@@ -91,7 +91,8 @@ class AutoPipeline:
             for command in commands:
                 pipe.execute_command(*command)
         try:
-            if traced:
+            # A wrapper put on this pipeline itself (not on its class) is always kept.
+            if traced or "execute" in vars(pipe):
                 answers = await pipe.execute(raise_on_error=False)
             else:
                 if self._execute_quietly is None:
