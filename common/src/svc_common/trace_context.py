@@ -27,14 +27,14 @@ def caller(
     return traceparent, tracestate, traceparent[54] in _SAMPLED_DIGITS
 
 
-def numbers(traceparent: bytes) -> tuple[int, int]:
-    """Trace id and parent span id of a valid traceparent, as numbers."""
-    return int(traceparent[3:35], 16), int(traceparent[36:52], 16)
-
-
 # Where a (valid) traceparent names its trace and span: a log line shows them as they are.
 TRACE_ID = slice(3, 35)
 SPAN_ID = slice(36, 52)
+
+
+def numbers(traceparent: bytes) -> tuple[int, int]:
+    """Trace id and parent span id of a valid traceparent, as numbers."""
+    return int(traceparent[TRACE_ID], 16), int(traceparent[SPAN_ID], 16)
 
 
 def log_fields(traceparent: bytes) -> dict[str, str]:
