@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from server.pages import decode_cursor
+from svc_common import tracing, tracing_pipeline
 
-from bench import bare_app, report, traces_instructions, wrk
+from bench import bare_app, report, traces_instructions, tracing_calls, wrk
 
 
 def _run(rps: float, errors: float = 0, p99: float = 9.0) -> dict[str, float]:
@@ -265,3 +266,21 @@ def test_instructions_are_divided_by_the_reads_by_id_the_process_answered() -> N
         ]
     )
     assert traces_instructions._SERVED.findall(scraped) == ["1500.0", "20.0"]
+
+
+def test_tracing_calls_reads_the_instructions_callgrind_collected() -> None:
+    stderr = "==41== Events    : Ir\n==41== Collected : 123456789\n==41==\n==41== I   refs:  1\n"
+    assert tracing_calls.collected(stderr) == 123_456_789
+    with pytest.raises(AssertionError, match="no callgrind summary"):
+        tracing_calls.collected("python: not found\n")
+
+
+def test_each_traced_operation_runs_and_leaves_traces_as_they_were(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracing, "ENABLED", tracing.ENABLED)
+    monkeypatch.setattr(tracing_pipeline, "current", tracing_pipeline.current)
+    operations = tracing_calls.operations()
+    assert len(operations) == 6
+    for name, (_, _, per_call) in operations.items():
+        tracing_calls.repeat(name, 2 * per_call)
