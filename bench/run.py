@@ -46,7 +46,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument(
         "--pairs",
         type=int,
-        default=int(env("BENCH_PAIRS", "6")),
+        default=int(env("BENCH_PAIRS", "12")),
         help="more d and g runs side by side after the rounds (g/d is judged on a few %%)",
     )
     parser.add_argument("--items", type=int, default=1000, help="items read by id, updated")

@@ -11,6 +11,7 @@ ends, the one SDK object it costs, and an unsampled hop is a traceparent and not
 """
 
 import time
+from binascii import hexlify
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -42,7 +43,6 @@ SCOPE_KEY = "trace_hop"
 # Access-line fields a proxy reports, as span attributes.
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
 _REPORTED_TYPES = (str, int)
-_UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
 
 
@@ -70,23 +70,24 @@ class Hop:
 
     __slots__ = ("answer", "relayed", "span", "traceparent", "tracestate")
 
+    # Positional only: a hop is made on every request, and keywords cost a third more.
     def __init__(
         self,
         traceparent: bytes,
         tracestate: bytes | None,
         span: Recording | None,
-        *,
-        began: bool = False,
+        answer: tuple[tuple[bytes, bytes], ...] = (),
         relayed: bool = False,
+        /,
     ) -> None:
         self.traceparent = traceparent
         self.tracestate = tracestate
         self.span = span
+        # The header a caller that sent no traceparent hears its new trace by (inner hops'
+        # callers are our own proxies, which would drop it).
+        self.answer = answer
         # The caller's traceparent, sent on as it came: this hop takes no part in the trace.
         self.relayed = relayed
-        # A caller that sent a traceparent knows its trace (inner hops' callers are our own
-        # proxies, which would drop it); one that sent none hears here which trace it began.
-        self.answer = ((b"traceparent", traceparent),) if began else ()
 
 
 _current: ContextVar[Hop | None] = ContextVar("trace_hop", default=None)
@@ -119,7 +120,7 @@ def begin(
         if pipeline.follows_parent and not sampled:
             # Nothing of this hop would be recorded: W3C lets it send the caller's traceparent
             # on untouched, which then names the request in every hop's log lines.
-            return Hop(traceparent, state, None, relayed=True)
+            return Hop(traceparent, state, None, (), True)
         trace_id, parent_id = trace_context.numbers(traceparent)
         caller = SpanContext(
             trace_id,
@@ -129,9 +130,11 @@ def begin(
             SAMPLED if sampled else NOT_SAMPLED,
             TraceState.from_header([state.decode("latin-1")]) if state else None,
         )
+        span_id = ids.getrandbits(64) or 1
     else:
-        trace_id = ids.getrandbits(128) or 1
-    span_id = ids.getrandbits(64) or 1
+        # A new trace: its id and this hop's span id in one draw.
+        drawn = ids.getrandbits(192)
+        trace_id, span_id = drawn >> 64 or 1, drawn & LOW_64 or 1
     attributes: dict[str, AttributeValue] | None = None
     trace_state: TraceState | None
     if caller is not None and pipeline.follows_parent:
@@ -151,11 +154,15 @@ def begin(
         trace_state = decided.trace_state
         if sampled:  # the span says what the sampler returned, as the tracer's would
             attributes = dict(decided.attributes or attributes)
+    # One conversion writes both ids in hex, the dash between them included.
+    ids_hex = hexlify((trace_id << 64 | span_id).to_bytes(24, "big"), b"-", -16)
     if not sampled:
-        return Hop(b"00-%032x-%016x-00" % (trace_id, span_id), state, None, began=caller is None)
+        traceparent = b"00-%b-00" % ids_hex
+        return Hop(traceparent, state, None, () if caller else ((b"traceparent", traceparent),))
     own = SpanContext(trace_id, span_id, False, SAMPLED, trace_state)  # not is_remote
     span = Recording(own, caller, attributes or _attributes(method, path, route))
-    return Hop(b"00-%032x-%016x-01" % (trace_id, span_id), state, span, began=caller is None)
+    traceparent = b"00-%b-01" % ids_hex
+    return Hop(traceparent, state, span, () if caller else ((b"traceparent", traceparent),))
 
 
 def _attributes(method: str, path: str, route: str) -> dict[str, AttributeValue]:
@@ -185,7 +192,7 @@ def finish(
         span.parent,
         attributes,
         kind=SpanKind.SERVER,
-        status=_ERROR if status >= 500 else _UNSET,
+        status=_ERROR if status >= 500 else tracing_pipeline.UNSET,
         start_ns=span.start_ns,
         end_ns=time.time_ns(),
     )

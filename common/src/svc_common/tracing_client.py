@@ -51,7 +51,7 @@ class ClientSpan(trace.Span):
         self.links = list(links)
         self.events: list[Event] = []
         self.scope = scope
-        self.status = Status(StatusCode.UNSET)
+        self.status = tracing_pipeline.UNSET
         self.start_ns = start_time or time.time_ns()
         self.ended = False
         # What `with tracer.start_span(...)` does with an exception leaving the block.

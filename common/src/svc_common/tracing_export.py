@@ -20,6 +20,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import StatusCode
 
+from svc_common.tracing_pipeline import UNSET
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
@@ -193,6 +195,8 @@ def _name(name: str) -> bytes:
 
 
 def _status(status: "Status") -> bytes:
+    if status is UNSET:  # what our spans end with unless they failed
+        return _UNSET
     code = status.status_code
     if code is StatusCode.UNSET and not status.description:
         return _UNSET
