@@ -168,6 +168,10 @@ def test_only_a_hop_that_began_the_trace_answers_with_its_traceparent(
         b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",  # short flags
         b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",  # upper case
         b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",  # short parent id
+        b"00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",  # not hex
+        b"00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",  # not a dash
+        b"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-later",  # forbidden, later
+        b"01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01later",  # no dash before more
     ],
 )
 def test_a_bad_traceparent_starts_a_new_trace(

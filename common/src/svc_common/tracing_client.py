@@ -12,10 +12,10 @@ test_common_tracing compares its spans with the SDK tracer's.
 
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event
@@ -65,12 +65,23 @@ class ClientSpan(trace.Span):
         exc_tb: TracebackType | None,
     ) -> None:
         """End the span, the exception that left the block recorded first (the SDK's way)."""
-        if exc_val is not None and self.is_recording():
-            if self.record_on_exit:
-                self.record_exception(exc_val, escaped=True)
-            if self.status_on_exit:
-                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        if exc_val is not None:
+            self.failed(
+                exc_val, record=self.record_on_exit, status=self.status_on_exit, escaped=True
+            )
         self.end()
+
+    def failed(
+        self, error: BaseException, *, record: bool, status: bool, escaped: bool = False
+    ) -> None:
+        """What an exception leaving the span's block does to it: an `exception` event and an
+        ERROR status, as each is asked for."""
+        if not self.is_recording():
+            return
+        if record:
+            self.record_exception(error, escaped=escaped)
+        if status:
+            self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
     def end(self, end_time: int | None = None) -> None:
         """Report the span (once)."""
@@ -194,8 +205,6 @@ class ClientTracer(trace.Tracer):
             set_status_on_exception=set_status_on_exception,
         )
 
-    # The API types its own with a private decorator; a plain context manager is the same.
-    @contextmanager
     def start_as_current_span(  # type: ignore[override]  # noqa: PLR0917 (the API's signature)
         self,
         name: str,
@@ -207,16 +216,43 @@ class ClientTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
-    ) -> Iterator[trace.Span]:
-        """start_span, made current for the block (the API's use_span ends it)."""
+    ) -> "CurrentSpan":
+        """start_span, made current for the block (as the API's use_span makes it)."""
         span = self.start_span(name, context, kind, attributes, links, start_time)
-        with trace.use_span(
-            span,
-            end_on_exit=end_on_exit,
-            record_exception=record_exception,
-            set_status_on_exception=set_status_on_exception,
-        ) as current:
-            yield current
+        return CurrentSpan(span, end_on_exit, record_exception, set_status_on_exception)
+
+
+class CurrentSpan:
+    """The block of start_as_current_span: the span current within it, what left it with an
+    exception recorded, and the span ended after it. The API's use_span does the same through
+    two generator context managers, which cost a client span a quarter of its time."""
+
+    __slots__ = ("end_on_exit", "record", "span", "status", "token")
+
+    def __init__(self, span: trace.Span, end_on_exit: bool, record: bool, status: bool, /) -> None:
+        self.span = span
+        self.end_on_exit = end_on_exit
+        self.record = record
+        self.status = status
+        self.token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        otel_context.detach(self.token)  # type: ignore[arg-type]
+        span = self.span
+        # Only an Exception: GeneratorExit and the like are not errors (the API's rule).
+        if isinstance(exc_val, Exception) and isinstance(span, ClientSpan):
+            span.failed(exc_val, record=self.record, status=self.status)
+        if self.end_on_exit:
+            span.end()
 
 
 class ClientTracerProvider(trace.TracerProvider):
