@@ -14,7 +14,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -583,6 +583,38 @@ def test_the_export_encoding_equals_the_sdk_exporters(exported: InMemorySpanExpo
     sweep.end()
     spans = exported.get_finished_spans()
     assert len(spans) == 3
+    assert tracing_export.encode(spans) == encode_spans(spans).SerializeToString()
+
+
+def test_the_export_encoding_equals_the_sdk_exporters_with_trace_state_and_dropped_fields(
+    exported: InMemorySpanExporter,
+) -> None:
+    # The encoder reads the spans' own fields: a caller's tracestate, a local parent, and what
+    # the SDK's limits dropped (its bounded attributes, events and links) come out the same.
+    hop = tracing.start(
+        "GET",
+        "/itens/7",
+        "/itens/{id}",
+        [(b"traceparent", CLIENT_PARENT), (b"tracestate", b"vendor=1,other=x")],
+    )
+    tracing.finish(hop, "GET", "/itens/{id}", 503, None)
+    # The process's one resource object (the encoder groups spans by it, as a process has one).
+    limited = TracerProvider(
+        resource=trace.get_tracer_provider().resource,  # type: ignore[attr-defined]
+        span_limits=SpanLimits(max_span_attributes=1, max_events=1, max_links=1),
+    )
+    limited.add_span_processor(SimpleSpanProcessor(exported))
+    tracer = limited.get_tracer("svc_common")
+    with tracer.start_as_current_span("parent", attributes={"a": 1, "b": 2}) as parent:
+        parent.add_event("one")
+        parent.add_event("two")
+        # Links to a span without a tracestate: the SDK's encoder leaves a link's out.
+        link = Link(parent.get_span_context())
+        tracer.start_span("child", links=[link, link]).end()
+    spans = exported.get_finished_spans()
+    assert len(spans) == 3
+    assert spans[0].context is not None
+    assert spans[0].context.trace_state == TraceState([("vendor", "1"), ("other", "x")])
     assert tracing_export.encode(spans) == encode_spans(spans).SerializeToString()
 
 

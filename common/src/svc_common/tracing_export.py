@@ -3,10 +3,11 @@
 opentelemetry-exporter-otlp-proto-http builds a message object per span, attribute and value
 and then serialises them: about 22 µs a span, on the export thread of a process that is
 serving requests meanwhile (and holds the GIL for it). encode() writes the same
-ExportTraceServiceRequest in protobuf's wire format directly, a few µs a span. Everything else
-(endpoint, headers, timeout, compression, TLS, retries) stays the SDK exporter's, reached
-through its client: a private attribute, so common/pyproject.toml bounds the exporter's version
-and test_common_tracing compares both encodings byte for byte and sends a batch through the
+ExportTraceServiceRequest in protobuf's wire format directly, a few µs a span, reading each
+span's fields rather than its properties. Everything else (endpoint, headers, timeout,
+compression, TLS, retries) stays the SDK exporter's, reached through its client. The fields and
+the client are private to the SDK, so common/pyproject.toml bounds its versions and
+test_common_tracing compares both encodings byte for byte and sends a batch through the
 client.
 """
 
@@ -207,40 +208,46 @@ def _status(status: "Status") -> bytes:
 def _span(span: "ReadableSpan") -> bytes:
     """ScopeSpans.spans: a Span (opentelemetry/proto/trace/v1/trace.proto), its fields in
     number order."""
-    context, parent = span.context, span.parent
+    # ReadableSpan's own fields and SpanContext's tuple, not their properties: a call each,
+    # and copies of the attributes, events and links, were a quarter of a span's encoding.
+    # Private to the SDK and the API, so common/pyproject.toml bounds their versions.
+    fields = vars(span)
+    context, parent = fields["_context"], fields["_parent"]
     assert context is not None, "the SDK ends only spans with a context"
-    start, end = span.start_time, span.end_time
-    out = (
-        b"\x0a\x10"
-        + context.trace_id.to_bytes(16, "big")
-        + b"\x12\x08"
-        + context.span_id.to_bytes(8, "big")
-    )
-    if context.trace_state:
+    trace_id, span_id, _, _, trace_state, _ = context
+    start, end = fields["_start_time"], fields["_end_time"]
+    attributes, events, links = fields["_attributes"], fields["_events"], fields["_links"]
+    out = b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08" + span_id.to_bytes(8, "big")
+    if trace_state:
         out += _text(b"\x1a", _trace_state(context))
     if parent is not None:
-        out += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+        out += b"\x22\x08" + parent[1].to_bytes(8, "big")
     out += (
-        _name(span.name)
+        (_names.get(fields["_name"]) or _name(fields["_name"]))
         # SpanKind.INTERNAL is 0 in the API and 1 in OTLP, and so on (_value_: the member's
         # value as a plain attribute, where .value is a descriptor call).
-        + _KINDS[span.kind._value_]
+        + _KINDS[fields["_kind"]._value_]
         + (b"\x39" + _FIXED64(start) if start else b"")
         + (b"\x41" + _FIXED64(end) if end else b"")
-        + _attributes(b"\x4a", span.attributes)
+        + _attributes(b"\x4a", attributes)
     )
-    if span.dropped_attributes:
+    # Our spans' attributes are a dict and their events and links a list or a tuple; the
+    # SDK's own Span bounds them, and counts what it dropped.
+    if type(attributes) is not dict and span.dropped_attributes:
         out += _number(b"\x50", span.dropped_attributes)
-    if span.events or span.links:
+    if events or links or type(events) not in _PLAIN or type(links) not in _PLAIN:
         out += _events_and_links(span)
-    out += _status(span.status) + (
-        _REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT
+    out += _status(fields["_status"]) + (
+        _REMOTE_PARENT if parent is not None and parent[2] else _LOCAL_PARENT
     )
     return _field(b"\x12", out)  # ScopeSpans.spans
 
 
+_PLAIN = (tuple, list)
+
+
 def _events_and_links(span: "ReadableSpan") -> bytes:
-    """Span fields 11 to 14."""
+    """Span fields 11 to 14 (a link's tracestate too, which the SDK's encoder leaves out)."""
     parts = []
     for event in span.events:
         encoded = (b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b"") + (
@@ -282,11 +289,12 @@ def encode(spans: Sequence["ReadableSpan"]) -> bytes:
     groups: dict[int, tuple[Resource, dict[Any, list[bytes]]]] = {}
     for span in spans:
         # One provider makes all of a process's spans: one resource object, a few scopes.
-        resource = span.resource
+        fields = vars(span)  # as _span reads them
+        resource = fields["_resource"]
         group = groups.get(id(resource))
         if group is None:
             group = groups[id(resource)] = (resource, {})
-        group[1].setdefault(span.instrumentation_scope, []).append(_span(span))
+        group[1].setdefault(fields["_instrumentation_scope"], []).append(_span(span))
     out = []
     for resource, scopes in groups.values():
         resource_spans = [_field(b"\x0a", _attributes(b"\x0a", resource.attributes))]
