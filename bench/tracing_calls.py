@@ -23,6 +23,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from svc_common import request_headers, tracing, tracing_export
+from svc_common.tracing_client import ClientTracerProvider
+
+from bench import tracing_hop
 
 RESULTS = Path(__file__).parent / "results" / "tracing-calls.md"
 ROUTE = ("GET", "/itens/7", "/itens/{id}")
@@ -43,6 +46,14 @@ def operations() -> dict[str, tuple[str, Callable[[], object], int]]:
         hop = tracing.start(*ROUTE, HEADERS)
         tracing.finish(hop, "GET", "/itens/{id}", 200, EXTRA)
 
+    client: list[object] = []
+
+    def client_span() -> None:
+        if not client:  # below a sampled hop, made once traces are on (repeat())
+            client.append(tracing.client_spans_under(tracing.start(*ROUTE, HEADERS)))
+        tracing_hop.client_span(redis)
+
+    redis = ClientTracerProvider().get_tracer("opentelemetry.instrumentation.redis")
     exporter = InMemorySpanExporter()
     tracing.enable(ParentBased(ALWAYS_ON), Resource.create(), SimpleSpanProcessor(exporter))
     for _ in range(BATCH):
@@ -54,6 +65,7 @@ def operations() -> dict[str, tuple[str, Callable[[], object], int]]:
         "hop relaying an unsampled caller": ("off", lambda: tracing.start(*ROUTE, relayed), 1),
         "root hop (sampled)": ("on", lambda: tracing.start(*ROUTE, HEADERS), 1),
         "sampled hop (begun and reported)": ("on", sampled_hop, 1),
+        "a client span (as the Redis instrumentation makes one)": ("on", client_span, 1),
         f"a span encoded (batches of {BATCH})": (
             "on",
             lambda: tracing_export.encode(spans),

@@ -281,6 +281,6 @@ def test_each_traced_operation_runs_and_leaves_traces_as_they_were(
     monkeypatch.setattr(tracing, "ENABLED", tracing.ENABLED)
     monkeypatch.setattr(tracing_pipeline, "current", tracing_pipeline.current)
     operations = tracing_calls.operations()
-    assert len(operations) == 6
+    assert len(operations) == 7
     for name, (_, _, per_call) in operations.items():
         tracing_calls.repeat(name, 2 * per_call)

@@ -44,6 +44,7 @@ SCOPE_KEY = "trace_hop"
 _ATTRIBUTES = {"backend": "lb.backend", "tries": "lb.tries"}
 _REPORTED_TYPES = (str, int)
 _ERROR = Status(StatusCode.ERROR)
+_SERVER = SpanKind.SERVER  # looked up once, not through the enum class per span
 
 
 class Recording:
@@ -191,10 +192,10 @@ def finish(
         span.context,
         span.parent,
         attributes,
-        kind=SpanKind.SERVER,
-        status=_ERROR if status >= 500 else tracing_pipeline.UNSET,
-        start_ns=span.start_ns,
-        end_ns=time.time_ns(),
+        _SERVER,
+        _ERROR if status >= 500 else tracing_pipeline.UNSET,
+        span.start_ns,
+        time.time_ns(),
     )
 
 

@@ -93,13 +93,13 @@ class ClientSpan(trace.Span):
             self.context,
             self.parent,
             self.attributes,
-            kind=self.kind,
-            status=self.status,
-            start_ns=self.start_ns,
-            end_ns=end_time or time.time_ns(),
-            scope=self.scope,
-            events=self.events,
-            links=self.links,
+            self.kind,
+            self.status,
+            self.start_ns,
+            end_time or time.time_ns(),
+            self.scope,
+            self.events,
+            self.links,
         )
 
     def get_span_context(self) -> SpanContext:
@@ -186,9 +186,7 @@ class ClientTracer(trace.Tracer):
     ) -> trace.Span:
         """A recording span when the sampler keeps it, else one that records nothing."""
         parent = trace.get_current_span(context).get_span_context()
-        decided = tracing_pipeline.decide_child(
-            context, parent, name=name, kind=kind, attributes=attributes, links=links
-        )
+        decided = tracing_pipeline.decide_child(context, parent, name, kind, attributes, links)
         if isinstance(decided, SpanContext):
             return trace.NonRecordingSpan(decided)
         own, kept = decided

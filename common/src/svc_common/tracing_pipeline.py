@@ -91,12 +91,11 @@ def _bound(description: str) -> int | None:
     return TraceIdRatioBased.get_bound_for_rate(float(ratio.group(1))) if ratio else None
 
 
-def report(
+def report(  # noqa: PLR0917 (a call per span: its callers pass the span's parts in order)
     name: str,
     context: SpanContext,
     parent: SpanContext | None,
     attributes: dict[str, AttributeValue],
-    *,
     kind: SpanKind,
     status: Status,
     start_ns: int,
@@ -129,24 +128,27 @@ def report(
     )
 
 
-def decide_child(
+def decide_child(  # noqa: PLR0917 (positional: a call per client span)
     context: object,
     parent: SpanContext,
-    *,
     name: str,
     kind: SpanKind,
     attributes: Mapping[str, AttributeValue] | None,
     links: Sequence[Link] | None,
+    /,
 ) -> SpanContext | tuple[SpanContext, dict[str, AttributeValue]]:
     """A new span's context below parent (a span of this process, or none), as the SDK's
     tracer decides it: with the attributes to record when sampled, alone when not."""
     pipeline = current
     assert pipeline is not None, "spans are started only when traces are on"
-    trace_id = parent.trace_id if parent.is_valid else ids.getrandbits(128) or 1
-    span_id = ids.getrandbits(64) or 1
-    if parent.is_valid and parent.trace_flags.sampled and pipeline.follows_local_parent:
-        own = SpanContext(trace_id, span_id, False, SAMPLED, parent.trace_state)
+    valid = parent.is_valid
+    if valid and pipeline.follows_local_parent and parent.trace_flags.sampled:
+        own = SpanContext(
+            parent.trace_id, ids.getrandbits(64) or 1, False, SAMPLED, parent.trace_state
+        )
         return own, dict(attributes or {})
+    trace_id = parent.trace_id if valid else ids.getrandbits(128) or 1
+    span_id = ids.getrandbits(64) or 1
     decided = pipeline.sampler.should_sample(
         context,  # type: ignore[arg-type]
         trace_id,
