@@ -96,12 +96,12 @@ def traces_on(endpoint: str, sampling: float) -> dict[str, str]:
     }
 
 
-def traced_stack(stack: Stack, endpoint: str) -> Stack:
+def traced_stack(stack: Stack, endpoint: str, sampling: float = TRACE_SAMPLING) -> Stack:
     """A second gateway, balancer and pair of servers over the same database and Redis (and
-    signing key: one token serves both), exporting TRACE_SAMPLING of traces to endpoint."""
+    signing key: one token serves both), exporting `sampling` of traces to endpoint."""
     workdir = stack.workdir / "traced"
     workdir.mkdir(exist_ok=True)
-    env = stack.extra_env | traces_on(endpoint, TRACE_SAMPLING)
+    env = stack.extra_env | traces_on(endpoint, sampling)
     return Stack(
         "bench-traced",
         workdir,

@@ -49,6 +49,12 @@ def _args() -> argparse.Namespace:
         default=int(env("BENCH_PAIRS", "12")),
         help="more d and g runs side by side after the rounds (g/d is judged on a few %%)",
     )
+    parser.add_argument(
+        "--trace-sampling",
+        type=float,
+        default=fixtures.TRACE_SAMPLING,
+        help="case g's sampling ratio (the bar is judged at the default)",
+    )
     parser.add_argument("--items", type=int, default=1000, help="items read by id, updated")
     parser.add_argument("--rows", type=int, default=int(env("BENCH_ROWS", "100000")))
     parser.add_argument("--cases", default="".join(report.CASES), help="subset of abcdefg")
@@ -95,7 +101,14 @@ def _write(results: dict[str, Any], out: Path) -> None:
         f"{results['settings'].get('pairs', 0)} more runs of d and g side by side (g/d is the "
         "median over all their pairs); "
         f"{results['settings']['rows']} rows, {results['settings']['items']} read by id; "
-        f"case d RATE_LIMIT {results['settings']['rate_limit']}. Load average "
+        f"case d RATE_LIMIT {results['settings']['rate_limit']}"
+        + (
+            f"; case g samples {traces['sampling']:g} of the traces ({traces['spans']} spans "
+            "received)"
+            if (traces := results.get("traces"))
+            else ""
+        )
+        + ". Load average "
         f"{results['machine']['load_before']:.1f} before, "
         f"{results['machine']['load_after']:.1f} after (the machine is shared).",
         "",
@@ -179,7 +192,9 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # Case g's spans go to a real OTLP/HTTP receiver, which decodes every export (and counts
     # the spans rather than keeping them: a collector does not live in the bench's process).
     receiver = OtlpReceiver(keep=False) if "g" in args.cases else None
-    traced = fixtures.traced_stack(stack, receiver.endpoint) if receiver else None
+    traced = (
+        fixtures.traced_stack(stack, receiver.endpoint, args.trace_sampling) if receiver else None
+    )
     try:
         redis_server.start()
         stack.start_all()
@@ -204,7 +219,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if receiver is not None:
             receiver.__exit__()
     if receiver is not None:
-        measured["traces"] = {"sampling": fixtures.TRACE_SAMPLING, "spans": receiver.received}
+        measured["traces"] = {"sampling": args.trace_sampling, "spans": receiver.received}
     return measured
 
 
