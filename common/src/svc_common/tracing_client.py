@@ -215,7 +215,8 @@ class ClientTracer(trace.Tracer):
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
     ) -> "CurrentSpan":
-        """start_span, made current for the block (as the API's use_span makes it)."""
+        """start_span, made current for a `with` block (as the API's use_span makes it; the
+        client instrumentations use no other form, such as a decorator)."""
         span = self.start_span(name, context, kind, attributes, links, start_time)
         return CurrentSpan(span, end_on_exit, record_exception, set_status_on_exception)
 
@@ -223,7 +224,7 @@ class ClientTracer(trace.Tracer):
 class CurrentSpan:
     """The block of start_as_current_span: the span current within it, what left it with an
     exception recorded, and the span ended after it. The API's use_span does the same through
-    two generator context managers, which cost a client span a quarter of its time."""
+    two generator context managers, which cost a client span a fifth of its instructions."""
 
     __slots__ = ("end_on_exit", "record", "span", "status", "token")
 
