@@ -157,13 +157,13 @@ def begin(
             attributes = dict(decided.attributes or attributes)
     # One conversion writes both ids in hex, the dash between them included.
     ids_hex = hexlify((trace_id << 64 | span_id).to_bytes(24, "big"), b"-", -16)
+    traceparent = b"00-%b-%b" % (ids_hex, b"01" if sampled else b"00")
+    answer = () if caller else ((b"traceparent", traceparent),)
     if not sampled:
-        traceparent = b"00-%b-00" % ids_hex
-        return Hop(traceparent, state, None, () if caller else ((b"traceparent", traceparent),))
+        return Hop(traceparent, state, None, answer)
     own = SpanContext(trace_id, span_id, False, SAMPLED, trace_state)  # not is_remote
     span = Recording(own, caller, attributes or _attributes(method, path, route))
-    traceparent = b"00-%b-01" % ids_hex
-    return Hop(traceparent, state, span, () if caller else ((b"traceparent", traceparent),))
+    return Hop(traceparent, state, span, answer)
 
 
 def _attributes(method: str, path: str, route: str) -> dict[str, AttributeValue]:

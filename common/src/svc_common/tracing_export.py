@@ -205,13 +205,9 @@ def _status(status: "Status") -> bytes:
     return _field(b"\x7a", _text(b"\x12", status.description or "") + _number(b"\x18", code.value))
 
 
-def _span(span: "ReadableSpan") -> bytes:
+def _span(span: "ReadableSpan", fields: dict[str, Any]) -> bytes:
     """ScopeSpans.spans: a Span (opentelemetry/proto/trace/v1/trace.proto), its fields in
-    number order."""
-    # ReadableSpan's own fields and SpanContext's tuple, not their properties: a call each,
-    # and copies of the attributes, events and links, were a quarter of a span's encoding.
-    # Private to the SDK and the API, so common/pyproject.toml bounds their versions.
-    fields = vars(span)
+    number order, read from the span's own fields (vars(span))."""
     context, parent = fields["_context"], fields["_parent"]
     assert context is not None, "the SDK ends only spans with a context"
     trace_id, span_id, _, _, trace_state, _ = context
@@ -223,7 +219,7 @@ def _span(span: "ReadableSpan") -> bytes:
     if parent is not None:
         out += b"\x22\x08" + parent[1].to_bytes(8, "big")
     out += (
-        (_names.get(fields["_name"]) or _name(fields["_name"]))
+        _name(fields["_name"])
         # SpanKind.INTERNAL is 0 in the API and 1 in OTLP, and so on (_value_: the member's
         # value as a plain attribute, where .value is a descriptor call).
         + _KINDS[fields["_kind"]._value_]
@@ -289,12 +285,15 @@ def encode(spans: Sequence["ReadableSpan"]) -> bytes:
     groups: dict[int, tuple[Resource, dict[Any, list[bytes]]]] = {}
     for span in spans:
         # One provider makes all of a process's spans: one resource object, a few scopes.
-        fields = vars(span)  # as _span reads them
+        # ReadableSpan's own fields and SpanContext's tuple, not their properties: a call
+        # each, and copies of the attributes, events and links, were a quarter of a span's
+        # encoding. Private to the SDK and the API, so common/pyproject.toml bounds them.
+        fields = vars(span)
         resource = fields["_resource"]
         group = groups.get(id(resource))
         if group is None:
             group = groups[id(resource)] = (resource, {})
-        group[1].setdefault(fields["_instrumentation_scope"], []).append(_span(span))
+        group[1].setdefault(fields["_instrumentation_scope"], []).append(_span(span, fields))
     out = []
     for resource, scopes in groups.values():
         resource_spans = [_field(b"\x0a", _attributes(b"\x0a", resource.attributes))]
