@@ -65,14 +65,21 @@ def tree(pid: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time the processes have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
+    return sum(_cpu_ticks(f"/proc/{pid}/stat") for pid in pids) / CLOCK_TICKS
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process's first thread (its event loop's) has used so far;
+    the rest of cpu_seconds([pid]) is its other threads' (an exporter's, a thread pool's)."""
+    return _cpu_ticks(f"/proc/{pid}/task/{pid}/stat") / CLOCK_TICKS
+
+
+def _cpu_ticks(stat: str) -> int:
+    try:
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
 
 
 def memory_mb(pids: list[int]) -> tuple[float, float]:

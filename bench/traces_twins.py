@@ -1,19 +1,21 @@
-"""What traces cost, from twin stacks: the gateway's path started twice from the same commit,
-once with traces off and once with them on (and, with --unsampled, once more at sampling 0),
-each a gateway, a balancer and two servers over one database and Redis, read by id through
-the gateway in wrk runs that alternate between the twins (every other round backwards),
-started --starts times afresh (the same code started again runs differently). With
---together the twins are loaded at the same time instead, each by its own wrk: this shared
-machine's speed drifts by a tenth or more within seconds, which moves alternate runs apart
-but every twin of one round alike, so their CPU per request compares within about 2 %.
+"""What traces cost, from twin stacks: the gateway's path started more than once from the same
+commit, once with traces off and once per sampling ratio asked for (--sampling 0.1,1; with
+--unsampled, once more at sampling 0), each a gateway, a balancer and two servers over one
+database and Redis, read by id through the gateway in wrk runs that alternate between the
+twins (every other round backwards), started --starts times afresh (the same code started
+again runs differently). With --together the twins are loaded at the same time instead, each
+by its own wrk: this shared machine's speed drifts by a tenth or more within seconds, which
+moves alternate runs apart but every twin of one round alike, so their CPU per request
+compares within about 2 %.
 
 Prints, per round, each twin's req/s and the CPU its four processes spent per request (from
 /proc); then the medians, the ratios of each twin to the twin with traces off (req/s and CPU
-per request, medians of the rounds' own), and where the extra CPU went, per process. Writes
+per request, medians of the rounds' own), the CPU of the processes' event loops and of their
+other threads (the span exporter's), and where the extra CPU went, per process. Writes
 bench/results/traces-twins.md.
 
     PYTHONPATH=. .venv/bin/python -m bench.traces_twins --starts 3 --rounds 4 --unsampled
-    PYTHONPATH=. .venv/bin/python -m bench.traces_twins --together --rounds 8 --unsampled
+    PYTHONPATH=. .venv/bin/python -m bench.traces_twins --together --rounds 8 --sampling 0.1,1
 """
 
 import argparse
@@ -21,6 +23,7 @@ import asyncio
 import statistics
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 from bench import fixtures, procs, wrk
 from tests.integration.conftest import OUTPUT
@@ -32,21 +35,27 @@ from tests.integration.stack import Stack
 RESULTS = Path(__file__).parent / "results" / "traces-twins.md"
 
 
+class Measured(NamedTuple):
+    """One twin's run: req/s, and the CPU per request (µs) of each process and of each
+    process's event-loop thread (the rest is its other threads': the span exporter's)."""
+
+    rps: float
+    cpu: dict[str, float]
+    loop: dict[str, float]
+
+
 def _twins(args: argparse.Namespace, endpoint: str) -> dict[str, dict[str, str] | None]:
     twins: dict[str, dict[str, str] | None] = {"off": None}
-    twins[f"on {args.sampling:g}"] = fixtures.traces_on(endpoint, args.sampling)
-    if args.unsampled:
-        twins["on 0"] = fixtures.traces_on(endpoint, 0)
+    for ratio in [float(r) for r in args.sampling.split(",")] + ([0.0] if args.unsampled else []):
+        twins[f"on {ratio:g}"] = fixtures.traces_on(endpoint, ratio)
     return twins
 
 
-def _report(
-    args: argparse.Namespace, rounds: dict[str, list[tuple[float, dict[str, float]]]]
-) -> str:
+def _report(args: argparse.Namespace, rounds: dict[str, list[Measured]]) -> str:
     off = rounds["off"]
     lines = [
         f"`python -m bench.traces_twins --starts {args.starts} --rounds {args.rounds} "
-        f"--duration {args.duration:g}"
+        f"--duration {args.duration:g} --sampling {args.sampling}"
         f"{' --unsampled' if args.unsampled else ''}{' --together' if args.together else ''}`",
         "",
         f"Measured {fixtures.machine()['date']}; "
@@ -58,25 +67,27 @@ def _report(
         + f"{args.starts} start(s) of the twins, {args.rounds} rounds each; medians over all "
         "rounds; ratios: median of each round's own (and per start); CPU: µs per request.",
         "",
-        "| twin | req/s | ratio to off | per start | rounds | CPU | CPU / off | "
-        + " | ".join(fixtures.TRACED)
-        + " |",
-        "|---|---:|---:|---|---|---:|---:|" + "---:|" * len(fixtures.TRACED),
+        "| twin | req/s | ratio to off | per start | rounds | CPU | CPU / off | event loops | "
+        "other threads | " + " | ".join(fixtures.TRACED) + " |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|" + "---:|" * len(fixtures.TRACED),
     ]
     for name, runs in rounds.items():
-        each = [rps / base for (rps, _), (base, _) in zip(runs, off, strict=True)]
+        each = [run.rps / base.rps for run, base in zip(runs, off, strict=True)]
         cpu_each = [
-            sum(c.values()) / sum(b.values()) for (_, c), (_, b) in zip(runs, off, strict=True)
+            sum(run.cpu.values()) / sum(base.cpu.values())
+            for run, base in zip(runs, off, strict=True)
         ]
         starts = [each[i : i + args.rounds] for i in range(0, len(each), args.rounds)]
-        cpu = {s: statistics.median(c[s] for _, c in runs) for s in fixtures.TRACED}
-        total = statistics.median(sum(c.values()) for _, c in runs)
+        cpu = {s: statistics.median(run.cpu[s] for run in runs) for s in fixtures.TRACED}
+        total = statistics.median(sum(run.cpu.values()) for run in runs)
+        loops = statistics.median(sum(run.loop.values()) for run in runs)
+        others = statistics.median(sum(run.cpu.values()) - sum(run.loop.values()) for run in runs)
         lines.append(
-            f"| {name} | {statistics.median(r for r, _ in runs):.0f} | "
+            f"| {name} | {statistics.median(run.rps for run in runs):.0f} | "
             f"{statistics.median(each):.3f} | "
             f"{', '.join(f'{statistics.median(one):.2f}' for one in starts)} | "
             f"{', '.join(f'{r:.2f}' for r in each)} | "
-            f"{total:.0f} | {statistics.median(cpu_each):.3f} | "
+            f"{total:.0f} | {statistics.median(cpu_each):.3f} | {loops:.0f} | {others:.1f} | "
             + " | ".join(f"{cpu[s]:.0f}" for s in fixtures.TRACED)
             + " |"
         )
@@ -88,7 +99,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--duration", type=float, default=5)
-    parser.add_argument("--sampling", type=float, default=fixtures.TRACE_SAMPLING)
+    parser.add_argument(
+        "--sampling",
+        default=f"{fixtures.TRACE_SAMPLING:g}",
+        help="the traced twins' sampling ratios, comma-separated (one twin each)",
+    )
     parser.add_argument("--unsampled", action="store_true", help="a third twin at sampling 0")
     parser.add_argument("--starts", type=int, default=1, help="start the twins this often")
     parser.add_argument("--together", action="store_true", help="load the twins at once")
@@ -104,7 +119,7 @@ def main() -> None:
                     extra_env=env | (otel or {}), secret_key="twins-" * 8)
         for name, otel in _twins(args, receiver.endpoint).items()
     }  # fmt: skip
-    rounds: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name in stacks}
+    rounds: dict[str, list[Measured]] = {name: [] for name in stacks}
     try:
         redis_server.start()
         receiver.__enter__()
@@ -133,7 +148,7 @@ def _rounds(
     args: argparse.Namespace,
     stacks: dict[str, Stack],
     script: Path,
-    rounds: dict[str, list[tuple[float, dict[str, float]]]],
+    rounds: dict[str, list[Measured]],
 ) -> None:
     """A warm-up of each twin, then args.rounds rounds over the twins."""
     for stack in stacks.values():
@@ -144,18 +159,26 @@ def _rounds(
         for turn in turns if round_ % 2 == 0 else turns[::-1]:
             for name, measured in _load(args, {n: stacks[n] for n in turn}, script).items():
                 rounds[name].append(measured)
-                rps, cpu = measured
-                print(f"round {round_ + 1} {name}: {rps:.0f} req/s, "
-                      f"{sum(cpu.values()):.0f} µs CPU per request", flush=True)  # fmt: skip
+                cpu = sum(measured.cpu.values())
+                print(f"round {round_ + 1} {name}: {measured.rps:.0f} req/s, "
+                      f"{cpu:.0f} µs CPU per request", flush=True)  # fmt: skip
 
 
-def _load(
-    args: argparse.Namespace, stacks: dict[str, Stack], script: Path
-) -> dict[str, tuple[float, dict[str, float]]]:
+def _load(args: argparse.Namespace, stacks: dict[str, Stack], script: Path) -> dict[str, Measured]:
     """wrk on each of these twins at once (32 connections shared): req/s and CPU per request
-    of each process."""
-    pids = {n: {s: [p.pid] for s, p in stack.procs.items()} for n, stack in stacks.items()}
-    before = {n: {s: procs.cpu_seconds(p) for s, p in each.items()} for n, each in pids.items()}
+    of each process and its event loop."""
+    pids = {n: {s: p.pid for s, p in stack.procs.items()} for n, stack in stacks.items()}
+
+    def spent() -> dict[str, dict[str, tuple[float, float]]]:
+        return {
+            name: {
+                s: (procs.cpu_seconds([pid]), procs.main_thread_cpu_seconds(pid))
+                for s, pid in each.items()
+            }
+            for name, each in pids.items()
+        }
+
+    before = spent()
     runs: dict[str, wrk.Run] = {}
 
     def drive(name: str) -> None:
@@ -172,14 +195,17 @@ def _load(
         thread.start()
     for thread in threads:
         thread.join()
-    spent = {
-        name: {s: procs.cpu_seconds(p) - before[name][s] for s, p in pids[name].items()}
-        for name in stacks
-    }
-    return {
-        name: (run["rps"], {s: c / run["requests"] * 1e6 for s, c in spent[name].items()})
-        for name, run in runs.items()
-    }
+    after = spent()
+    measured = {}
+    for name, run in runs.items():
+        per_request = 1e6 / run["requests"]
+        now, then = after[name], before[name]
+        measured[name] = Measured(
+            run["rps"],
+            {s: (now[s][0] - then[s][0]) * per_request for s in now},
+            {s: (now[s][1] - then[s][1]) * per_request for s in now},
+        )
+    return measured
 
 
 if __name__ == "__main__":
