@@ -50,6 +50,12 @@ def _args() -> argparse.Namespace:
         help="more d and g runs side by side after the rounds (g/d is judged on a few %%)",
     )
     parser.add_argument(
+        "--pair-starts",
+        type=int,
+        default=int(env("BENCH_PAIR_STARTS", "3")),
+        help="start d's and g's gateway, balancer and servers afresh this often over the pairs",
+    )
+    parser.add_argument(
         "--trace-sampling",
         type=float,
         default=fixtures.TRACE_SAMPLING,
@@ -98,8 +104,9 @@ def _write(results: dict[str, Any], out: Path) -> None:
         f"{results['settings']['threads']} threads, {results['settings']['duration']} s x "
         f"{results['settings']['runs']} interleaved runs (medians; a ratio is the median of "
         "each round's own), then "
-        f"{results['settings'].get('pairs', 0)} more runs of d and g side by side (g/d is the "
-        "median over all their pairs); "
+        f"{results['settings'].get('pairs', 0)} more runs of d and g side by side, over "
+        f"{results['settings'].get('pair_starts', 0)} fresh starts of their gateway, balancer "
+        "and servers (g/d is the median over all their pairs); "
         f"{results['settings']['rows']} rows, {results['settings']['items']} read by id; "
         f"case d RATE_LIMIT {results['settings']['rate_limit']}"
         + (

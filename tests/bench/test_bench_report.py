@@ -1,6 +1,9 @@
 """The bench's arithmetic and parsing: medians, ratios, verdict, tables, wrk output, plans."""
 
 import argparse
+import os
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -8,7 +11,7 @@ from fastapi.testclient import TestClient
 from server.pages import decode_cursor
 from svc_common import tracing, tracing_pipeline
 
-from bench import bare_app, report, traces_instructions, tracing_calls, wrk
+from bench import bare_app, cases, procs, report, traces_instructions, tracing_calls, wrk
 
 
 def _run(rps: float, errors: float = 0, p99: float = 9.0) -> dict[str, float]:
@@ -284,3 +287,35 @@ def test_each_traced_operation_runs_and_leaves_traces_as_they_were(
     assert len(operations) == 7
     for name, (_, _, per_call) in operations.items():
         tracing_calls.repeat(name, 2 * per_call)
+
+
+def test_the_pairs_run_over_even_blocks_each_on_fresh_starts_of_the_paths() -> None:
+    assert cases.fresh_starts(12, 3) == {0, 4, 8}
+    assert cases.fresh_starts(10, 3) == {0, 3, 6}
+    assert cases.fresh_starts(2, 3) == {0, 1}
+    assert cases.fresh_starts(12, 0) == set()
+    assert cases.fresh_starts(0, 3) == set()
+
+
+def _spin(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_a_process_cpu_time_splits_into_its_event_loop_and_other_threads() -> None:
+    pid = os.getpid()
+    loop_before, all_before = procs.main_thread_cpu_seconds(pid), procs.cpu_seconds([pid])
+    worker = threading.Thread(target=_spin, args=(0.3,))
+    worker.start()
+    worker.join()
+    loop = procs.main_thread_cpu_seconds(pid) - loop_before
+    others = procs.cpu_seconds([pid]) - all_before - loop
+    assert others >= 0.1, "the other thread's time is in the process's, not the main thread's"
+
+
+def test_page_cache_lookups_add_up_over_fresh_starts_of_the_servers() -> None:
+    before_restart = cases.add_lookups({}, {"hit": 10, "miss": 4}, {"hit": 2, "miss": 1})
+    assert before_restart == {"hit": 8, "miss": 3}
+    # A fresh server counts from 0 again.
+    assert cases.add_lookups(before_restart, {"hit": 5, "miss": 1}, {}) == {"hit": 13, "miss": 4}
