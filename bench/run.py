@@ -136,9 +136,7 @@ def _prepare(
     args: argparse.Namespace, stack: Stack, helpers: dict[str, Any], workdir: Path
 ) -> tuple[str, list[int]]:
     """Log in, seed the table, start nginx and the bare apps: the token and the ids read."""
-    login = httpx.post(
-        f"{stack.url('api_gateway')}/login", json={"username": "admin", "password": "admin123"}
-    )
+    login = httpx.post(f"{stack.url('api_gateway')}/login", json=fixtures.ADMIN_LOGIN)
     token: str = login.raise_for_status().json()["data"]["access_token"]
     started = time.monotonic()
     asyncio.run(fixtures.seed(stack.database_url, args.rows))
