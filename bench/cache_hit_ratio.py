@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from bench import fixtures
 from tests.integration.conftest import OUTPUT
 from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
@@ -123,10 +124,7 @@ def main() -> int:
             stack.start(service)
         for service in SERVICES:
             stack.wait_healthy(service)
-        login = httpx.post(
-            f"{stack.url('api_gateway')}/login", json={"username": "admin", "password": "admin123"}
-        )
-        token = login.raise_for_status().json()["data"]["access_token"]
+        token = fixtures.admin_token(stack)
         auth = {"Authorization": f"Bearer {token}"}
         ids = asyncio.run(_seed(stack, auth, args.items))
         result = asyncio.run(_read_load(stack, auth, ids, args))

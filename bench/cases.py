@@ -169,8 +169,7 @@ class Bench:
             self.pids |= {prefix + s: [stack.procs[s].pid] for s in fixtures.TRACED}
         # A login hashes a password (argon2: 19 MiB for a moment): the gateway's peak memory,
         # which the bench judges, includes one, as it did before the restart.
-        login = httpx.post(f"{self.stack.url('api_gateway')}/login", json=fixtures.ADMIN_LOGIN)
-        login.raise_for_status()
+        fixtures.admin_token(self.stack)
         print("  started the paths of d and g afresh", flush=True)
 
     def memory(self) -> dict[str, tuple[float, float]]:

@@ -15,13 +15,12 @@ import asyncpg
 import httpx
 
 from bench import wrk
+from tests.integration.conftest import login
 from tests.integration.stack import Stack
 
 # Case g: the gateway's path again, with traces on as the issue prices them (10 % sampled).
 TRACED = ("server", "server2", "load_balancer", "api_gateway")
 TRACE_SAMPLING = 0.1
-# The demo admin the bench logs in as (DEMO_USERS is on in its stacks).
-ADMIN_LOGIN = {"username": "admin", "password": "admin123"}
 # A stack loaded for minutes by one client: no rate limit in the way, a token that outlasts it.
 LOADED = {"RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "60"}
 
@@ -114,12 +113,17 @@ def traced_stack(stack: Stack, endpoint: str, sampling: float = TRACE_SAMPLING) 
     )
 
 
+def admin_token(stack: Stack) -> str:
+    """A token of the demo admin (DEMO_USERS is on in the bench's stacks), from a login through
+    the stack's gateway."""
+    return login(stack, "admin", "admin123")
+
+
 def read_by_id(stack: Stack, workdir: Path, rows: int = 2000) -> Path:
     """Log in as admin through the stack's gateway, seed rows items into its (empty) database
     and write the wrk script reading the first 1,000 by id: its path."""
-    token = httpx.post(f"{stack.url('api_gateway')}/login", json=ADMIN_LOGIN)
+    access = admin_token(stack)
     asyncio.run(seed(stack.database_url, rows))
-    access = token.raise_for_status().json()["data"]["access_token"]
     script = workdir / "get_item.lua"
     script.write_text(wrk.script("get_item", list(range(1, 1001)), access, rows=rows))
     return script

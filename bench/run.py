@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from bench import chart, fixtures, procs, report, wrk
@@ -136,8 +135,7 @@ def _prepare(
     args: argparse.Namespace, stack: Stack, helpers: dict[str, Any], workdir: Path
 ) -> tuple[str, list[int]]:
     """Log in, seed the table, start nginx and the bare apps: the token and the ids read."""
-    login = httpx.post(f"{stack.url('api_gateway')}/login", json=fixtures.ADMIN_LOGIN)
-    token: str = login.raise_for_status().json()["data"]["access_token"]
+    token = fixtures.admin_token(stack)
     started = time.monotonic()
     asyncio.run(fixtures.seed(stack.database_url, args.rows))
     print(f"seeded {args.rows} rows in {time.monotonic() - started:.1f} s", flush=True)
