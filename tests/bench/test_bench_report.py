@@ -11,7 +11,16 @@ from fastapi.testclient import TestClient
 from server.pages import decode_cursor
 from svc_common import tracing, tracing_pipeline
 
-from bench import bare_app, cases, procs, report, traces_instructions, tracing_calls, wrk
+from bench import (
+    bare_app,
+    cases,
+    procs,
+    report,
+    traces_instructions,
+    traces_profile,
+    tracing_calls,
+    wrk,
+)
 
 
 def _run(rps: float, errors: float = 0, p99: float = 9.0) -> dict[str, float]:
@@ -319,3 +328,18 @@ def test_page_cache_lookups_add_up_over_fresh_starts_of_the_servers() -> None:
     assert before_restart == {"hit": 8, "miss": 3}
     # A fresh server counts from 0 again.
     assert cases.add_lookups(before_restart, {"hit": 5, "miss": 1}, {}) == {"hit": 13, "miss": 4}
+
+
+def test_profiled_calls_name_functions_from_their_package_and_built_ins_without_addresses() -> None:
+    site = "/x/.venv/lib/python3.11/site-packages/opentelemetry/trace/span.py"
+    assert traces_profile.function_name((site, 453, "__new__")) == (
+        "opentelemetry/trace/span.py:453(__new__)"
+    )
+    built_in = ("~", 0, "<built-in method __new__ of type object at 0x7f7a8825ea00>")
+    assert traces_profile.function_name(built_in) == "<built-in method __new__ of type object>"
+
+
+def test_profiled_calls_are_per_request_and_the_extra_keeps_real_changes_only() -> None:
+    base = {"begin": 0.0, "scan": 1.0, "noise": 3.0}
+    twin = {"begin": 1.0, "scan": 1.0, "noise": 3.04, "report": 0.1}
+    assert traces_profile.changed_calls(base, twin, top=10) == [(1.0, "begin"), (0.1, "report")]
