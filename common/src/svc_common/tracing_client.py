@@ -2,12 +2,13 @@
 way a hop's are (imported only when traces are on, as the SDK is).
 
 The SDK's tracer builds a full Span for each client call (a lock, bounded attributes, event
-and link lists, the processor's on_start), about 35 µs, four times the hop's own span, only to
-hand the processor a ReadableSpan when it ends. This tracer keeps the SDK's decisions (the
-provider's sampler, its resource and processor: svc_common.tracing_pipeline) and hands the
-processor the ReadableSpan directly, as tracing.finish() does. Client spans are made only
-under a sampled hop (tracing.client_spans_under keeps the instrumentations quiet otherwise).
-test_common_tracing compares its spans with the SDK tracer's.
+and link lists, the processor's on_start), several times the cost of the hop's own span
+(docs/tracing.md, "What it costs"), only to hand the processor a ReadableSpan when it ends.
+This tracer keeps the SDK's decisions (the provider's sampler, its resource and processor:
+svc_common.tracing_pipeline) and hands the processor the ReadableSpan directly, as
+tracing.finish() does. Client spans are made only under a sampled hop
+(tracing.client_spans_under keeps the instrumentations quiet otherwise). test_common_tracing
+compares its spans with the SDK tracer's.
 """
 
 import time
@@ -224,7 +225,7 @@ class ClientTracer(trace.Tracer):
 class CurrentSpan:
     """The block of start_as_current_span: the span current within it, what left it with an
     exception recorded, and the span ended after it. The API's use_span does the same through
-    two generator context managers, which cost a client span a fifth of its instructions."""
+    two generator context managers, a large share of a client span's cost."""
 
     __slots__ = ("end_on_exit", "record", "span", "status", "token")
 

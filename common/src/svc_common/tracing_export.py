@@ -1,10 +1,10 @@
 """Spans out over OTLP/HTTP: the SDK's exporter, with each batch written straight to bytes.
 
 opentelemetry-exporter-otlp-proto-http builds a message object per span, attribute and value
-and then serialises them: about 22 µs a span, on the export thread of a process that is
-serving requests meanwhile (and holds the GIL for it). encode() writes the same
-ExportTraceServiceRequest in protobuf's wire format directly, a few µs a span, reading each
-span's fields rather than its properties. Everything else (endpoint, headers, timeout,
+and then serialises them, on the export thread of a process that is serving requests meanwhile
+(and holds the GIL for it). encode() writes the same ExportTraceServiceRequest in protobuf's
+wire format directly, in a fraction of that time (docs/tracing.md, "What it costs"), reading
+each span's fields rather than its properties. Everything else (endpoint, headers, timeout,
 compression, TLS, retries) stays the SDK exporter's, reached through its client. The fields and
 the client are private to the SDK, so common/pyproject.toml bounds its versions and
 test_common_tracing compares both encodings byte for byte and sends a batch through the

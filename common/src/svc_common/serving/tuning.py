@@ -88,11 +88,11 @@ def settle_garbage_collector() -> None:
     less often (why, with figures: docs/adr/0004-gc-freezing.md).
 
     A full collection walks every tracked object: under load the balancer ran one every few
-    seconds over the ~75,000 objects of its modules, app and schemas, a 40 ms pause each
-    time with every request in flight waiting behind it. Frozen, they are skipped (1 ms).
-    Objects of a request in flight survive a young collection at gen-0's 700 allocations,
-    which a proxy reaches every few dozen requests; at YOUNG_GC_THRESHOLD most are freed by
-    reference counting before one runs.
+    seconds over the tens of thousands of objects of its modules, app and schemas, with every
+    request in flight waiting behind it. Frozen, they are skipped. Objects of a request in
+    flight survive a young collection at gen-0's 700 allocations, which a proxy reaches every
+    few dozen requests; at YOUNG_GC_THRESHOLD most are freed by reference counting before one
+    runs.
     """
     gc.freeze()
     _, older, oldest = gc.get_threshold()
