@@ -37,19 +37,44 @@ _SERVED = re.compile(r'^http_requests_total\{[^}]*route="/itens/\{\w+\}"[^}]*\} 
 
 
 @dataclass
-class CallgrindStack(Stack):
-    """A stack whose `measured` process runs under callgrind, counting nothing until
-    control() turns its instrumentation on; the counts go to `out` when it exits."""
+class ToolStack(Stack):
+    """A stack whose `measured` processes run under a tool, as command() launches them."""
 
-    measured: str = "server"
-    out: Path = Path("callgrind.out")
+    measured: tuple[str, ...] = ("server",)
+
+    def command(self, service: str) -> list[str]:
+        """The command line of a measured service."""
+        raise NotImplementedError
 
     def start(self, service: str) -> None:
-        """Launch one service; the measured one under valgrind."""
-        if service != self.measured:
+        """Launch one service; a measured one under the tool."""
+        if service not in self.measured:
             super().start(service)
             return
-        command = [
+        with self.log_path(service).open("ab") as log:
+            self.procs[service] = subprocess.Popen(
+                self.command(service),
+                env=self.env(service),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def served(self, service: str) -> float:
+        """GET /itens/{id} the service has answered."""
+        return sum(float(n) for n in _SERVED.findall(self.scrape(service).text))
+
+
+@dataclass
+class CallgrindStack(ToolStack):
+    """A stack whose one measured process runs under callgrind, counting nothing until
+    control() turns its instrumentation on; the counts go to `out` when it exits."""
+
+    out: Path = Path("callgrind.out")
+
+    def command(self, service: str) -> list[str]:
+        """valgrind's callgrind, its instrumentation off, around the service."""
+        return [
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
@@ -58,38 +83,28 @@ class CallgrindStack(Stack):
             "-m",
             SERVICES[service][0],
         ]
-        with self.log_path(service).open("ab") as log:
-            self.procs[service] = subprocess.Popen(
-                command,
-                env=self.env(service),
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
 
     def control(self, *args: str) -> None:
         """callgrind_control on the measured process (vgdb finds it by the HOST it was given)."""
+        (measured,) = self.measured
         subprocess.run(
-            ["callgrind_control", *args, str(self.procs[self.measured].pid)],
-            env=os.environ | {"HOST": self.env(self.measured)["HOST"]},
+            ["callgrind_control", *args, str(self.procs[measured].pid)],
+            env=os.environ | {"HOST": self.env(measured)["HOST"]},
             check=True,
             capture_output=True,
         )
-
-    def served(self) -> float:
-        """GET /itens/{id} the measured process has answered."""
-        return sum(float(n) for n in _SERVED.findall(self.scrape(self.measured).text))
 
 
 def _measure(stack: CallgrindStack, script: Path, duration: float) -> float:
     """Instructions per request the measured process served in one wrk run."""
     wrk.run(stack.url("api_gateway"), script, duration=10, connections=8, threads=1)  # warm-up
-    before = stack.served()
+    (measured,) = stack.measured
+    before = stack.served(measured)
     stack.control("--zero")
     stack.control("--instr=on")
     wrk.run(stack.url("api_gateway"), script, duration=duration, connections=8, threads=1)
     stack.control("--instr=off")
-    served = stack.served() - before
+    served = stack.served(measured) - before
     stack.stop_all()  # callgrind writes its counts at exit
     totals = re.search(r"^totals: (\d+)", stack.out.read_text(), re.M)
     assert totals is not None, f"no totals in {stack.out}"
@@ -109,7 +124,7 @@ def _run(args: argparse.Namespace, service: str, twin: str, endpoint: str) -> fl
         database,
         redis_server.url,
         extra_env=env,
-        measured=service,
+        measured=(service,),
         out=workdir / "callgrind.out",
     )
     try:

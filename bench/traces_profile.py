@@ -19,19 +19,18 @@ import os
 import pstats
 import re
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import fixtures, wrk
-from bench.traces_instructions import _SERVED, MEASURED, SAMPLING
+from bench.traces_instructions import MEASURED, SAMPLING, ToolStack
 from tests.integration.conftest import OUTPUT
 from tests.integration.databases import create_database, drop_database
 from tests.integration.gateways import PrivateRedis
 from tests.integration.otlp_receiver import OtlpReceiver
-from tests.integration.stack import SERVICES, Stack
+from tests.integration.stack import SERVICES
 
 RESULTS = Path(__file__).parent / "results" / "traces-profile.md"
 REPO = Path(__file__).resolve().parents[1]
@@ -40,30 +39,27 @@ _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 
 
 @dataclass
-class ProfiledStack(Stack):
+class ProfiledStack(ToolStack):
     """A stack whose measured processes run under bench.profiled."""
 
-    def start(self, service: str) -> None:
-        """Launch one service; a measured one with its profiler ready."""
-        if service not in MEASURED:
-            super().start(service)
-            return
-        env = self.env(service) | {
-            "PROFILE_OUT": str(self.workdir / f"{service}.prof"),
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        }
-        with self.log_path(service).open("ab") as log:
-            self.procs[service] = subprocess.Popen(
-                [sys.executable, "-m", "bench.profiled", SERVICES[service][0]],
-                env=env,
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    measured: tuple[str, ...] = MEASURED
 
-    def served(self, service: str) -> float:
-        """GET /itens/{id} the service has answered."""
-        return sum(float(n) for n in _SERVED.findall(self.scrape(service).text))
+    def command(self, service: str) -> list[str]:
+        """The service's module run by bench.profiled."""
+        return [sys.executable, "-m", "bench.profiled", SERVICES[service][0]]
+
+    def env(self, service: str) -> dict[str, str]:
+        """The stack's environment, plus where a measured service writes its profile (and
+        where bench.profiled is found, from the service's own directory)."""
+        env = super().env(service)
+        if service in self.measured:
+            env["PROFILE_OUT"] = str(self.profile(service))
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+        return env
+
+    def profile(self, service: str) -> Path:
+        """Where a measured service writes its calls."""
+        return self.workdir / f"{service}.prof"
 
 
 def function_name(key: tuple[str, int, str]) -> str:
@@ -95,14 +91,14 @@ def changed_calls(base: Calls, twin: Calls, top: int) -> list[tuple[float, str]]
 def _measure(args: argparse.Namespace, twin: str, endpoint: str) -> dict[str, Calls]:
     workdir = OUTPUT / "bench-profile" / twin.replace(" ", "-")
     workdir.mkdir(parents=True, exist_ok=True)
-    profiles = {service: workdir / f"{service}.prof" for service in MEASURED}
-    for old in profiles.values():
-        old.unlink(missing_ok=True)
     redis_server = PrivateRedis(workdir)
     database = asyncio.run(create_database("profile"))
     sampling = SAMPLING[twin]
     env = fixtures.LOADED | (fixtures.traces_on(endpoint, sampling) if sampling is not None else {})
     stack = ProfiledStack(twin, workdir, database, redis_server.url, extra_env=env)
+    profiles = {service: stack.profile(service) for service in MEASURED}
+    for old in profiles.values():
+        old.unlink(missing_ok=True)
     try:
         redis_server.start()
         stack.start_all(fixtures.TRACED)
