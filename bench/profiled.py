@@ -19,7 +19,9 @@ def main() -> None:
 
     def stop(*_: object) -> None:
         profile.disable()
-        profile.dump_stats(out)
+        # Whole or not at all: the bench reads the file as soon as it appears.
+        profile.dump_stats(f"{out}.part")
+        os.replace(f"{out}.part", out)
 
     signal.signal(signal.SIGUSR1, lambda *_: profile.enable())
     signal.signal(signal.SIGUSR2, stop)

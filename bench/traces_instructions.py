@@ -14,12 +14,15 @@ Writes bench/results/traces-instructions.md.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench import fixtures, wrk
 from tests.integration.conftest import OUTPUT
@@ -95,6 +98,30 @@ class CallgrindStack(ToolStack):
         )
 
 
+AnyToolStack = TypeVar("AnyToolStack", bound=ToolStack)
+
+
+@contextlib.contextmanager
+def running_twin(
+    kind: type[AnyToolStack], twin: str, workdir: Path, endpoint: str, **fields: Any
+) -> Iterator[AnyToolStack]:
+    """A stack of this kind with `twin`'s traces (SAMPLING), over a database and a Redis of its
+    own (its services for the caller to start); all of it stopped and dropped after."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    redis_server = PrivateRedis(workdir)
+    database = asyncio.run(create_database("twin"))
+    sampling = SAMPLING[twin]
+    env = fixtures.LOADED | (fixtures.traces_on(endpoint, sampling) if sampling is not None else {})
+    stack = kind(twin, workdir, database, redis_server.url, extra_env=env, **fields)
+    try:
+        redis_server.start()
+        yield stack
+    finally:
+        stack.stop_all()
+        redis_server.stop()
+        asyncio.run(drop_database(database))
+
+
 def _measure(stack: CallgrindStack, script: Path, duration: float) -> float:
     """Instructions per request the measured process served in one wrk run."""
     wrk.run(stack.url("api_gateway"), script, duration=10, connections=8, threads=1)  # warm-up
@@ -113,22 +140,8 @@ def _measure(stack: CallgrindStack, script: Path, duration: float) -> float:
 
 def _run(args: argparse.Namespace, service: str, twin: str, endpoint: str) -> float:
     workdir = OUTPUT / "bench-instructions" / f"{service}-{twin.replace(' ', '-')}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    redis_server = PrivateRedis(workdir)
-    database = asyncio.run(create_database("instructions"))
-    sampling = SAMPLING[twin]
-    env = fixtures.LOADED | (fixtures.traces_on(endpoint, sampling) if sampling is not None else {})
-    stack = CallgrindStack(
-        twin,
-        workdir,
-        database,
-        redis_server.url,
-        extra_env=env,
-        measured=(service,),
-        out=workdir / "callgrind.out",
-    )
-    try:
-        redis_server.start()
+    fields = {"measured": (service,), "out": workdir / "callgrind.out"}
+    with running_twin(CallgrindStack, twin, workdir, endpoint, **fields) as stack:
         for name in fixtures.TRACED:
             stack.start(name)
         for name in fixtures.TRACED:
@@ -136,10 +149,6 @@ def _run(args: argparse.Namespace, service: str, twin: str, endpoint: str) -> fl
         stack.wait_balanced(timeout=120)
         script = fixtures.read_by_id(stack, workdir)
         return _measure(stack, script, args.duration)
-    finally:
-        stack.stop_all()
-        redis_server.stop()
-        asyncio.run(drop_database(database))
 
 
 def _report(args: argparse.Namespace, counts: dict[str, dict[str, float]]) -> str:

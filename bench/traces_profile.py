@@ -13,7 +13,6 @@ Writes bench/results/traces-profile.md.
 """
 
 import argparse
-import asyncio
 import itertools
 import os
 import pstats
@@ -25,10 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import fixtures, wrk
-from bench.traces_instructions import MEASURED, SAMPLING, ToolStack
+from bench.traces_instructions import MEASURED, SAMPLING, ToolStack, running_twin
 from tests.integration.conftest import OUTPUT
-from tests.integration.databases import create_database, drop_database
-from tests.integration.gateways import PrivateRedis
 from tests.integration.otlp_receiver import OtlpReceiver
 from tests.integration.stack import SERVICES
 
@@ -90,17 +87,10 @@ def changed_calls(base: Calls, twin: Calls, top: int) -> list[tuple[float, str]]
 
 def _measure(args: argparse.Namespace, twin: str, endpoint: str) -> dict[str, Calls]:
     workdir = OUTPUT / "bench-profile" / twin.replace(" ", "-")
-    workdir.mkdir(parents=True, exist_ok=True)
-    redis_server = PrivateRedis(workdir)
-    database = asyncio.run(create_database("profile"))
-    sampling = SAMPLING[twin]
-    env = fixtures.LOADED | (fixtures.traces_on(endpoint, sampling) if sampling is not None else {})
-    stack = ProfiledStack(twin, workdir, database, redis_server.url, extra_env=env)
-    profiles = {service: stack.profile(service) for service in MEASURED}
-    for old in profiles.values():
-        old.unlink(missing_ok=True)
-    try:
-        redis_server.start()
+    with running_twin(ProfiledStack, twin, workdir, endpoint) as stack:
+        profiles = {service: stack.profile(service) for service in MEASURED}
+        for old in profiles.values():
+            old.unlink(missing_ok=True)
         stack.start_all(fixtures.TRACED)
         script = fixtures.read_by_id(stack, workdir)
         url = stack.url("api_gateway")
@@ -120,10 +110,6 @@ def _measure(args: argparse.Namespace, twin: str, endpoint: str) -> dict[str, Ca
             )
             for service in MEASURED
         }
-    finally:
-        stack.stop_all()
-        redis_server.stop()
-        asyncio.run(drop_database(database))
 
 
 def _report(args: argparse.Namespace, calls: dict[str, dict[str, Calls]]) -> str:
