@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.test_deploy_compose import (
+from tests.deploy.compose import (
     COMPOSE_FILE,
     LOOPBACK_ONLY,
     OBSERVABILITY,
