@@ -7,18 +7,8 @@ from types import ModuleType
 
 import yaml
 
-from tests.deploy.test_deploy_k8s import (
-    OUTSIDERS,
-    SECRET,
-    Endpoint,
-    Manifest,
-    allowed,
-    of_kind,
-    pods,
-    render,
-    selects,
-    validate,
-)
+from tests.deploy.k8s import SECRET, Manifest, of_kind, render, validate
+from tests.deploy.network_policies import OUTSIDERS, Endpoint, allowed, pods, selects
 from tests.deploy.tools import REPO
 
 OVERLAY = "prometheus-operator"
