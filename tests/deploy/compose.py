@@ -1,14 +1,12 @@
 """What the compose tests share: the committed compose file rendered with chosen .env values,
 and scripts/compose_up.py, which writes that .env."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
-from tests.deploy.tools import REPO, compose_cli
+from tests.deploy.tools import REPO, compose_cli, script
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -70,19 +68,9 @@ def compose_config(
     )
 
 
-def compose_up_module() -> ModuleType:
-    """scripts/compose_up.py, imported (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("compose_up", COMPOSE_UP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def filled_example() -> dict[str, str]:
     """.env.example with its secrets generated as `make compose-up` does."""
-    text, _ = compose_up_module().fill_secrets(ENV_EXAMPLE.read_text(), {})
+    text, _ = script("compose_up").fill_secrets(ENV_EXAMPLE.read_text(), {})
     return parse_env(text)
 
 

@@ -1,15 +1,13 @@
 """deploy/k8s/overlays/prometheus-operator: prod plus a ServiceMonitor and a PrometheusRule
 generated from deploy/prometheus/, and the policy that lets Prometheus scrape."""
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import yaml
 
 from tests.deploy.k8s import SECRET, Manifest, of_kind, render, validate
 from tests.deploy.network_policies import OUTSIDERS, Endpoint, allowed, pods, selects
-from tests.deploy.tools import REPO
+from tests.deploy.tools import REPO, script
 
 OVERLAY = "prometheus-operator"
 NAMESPACE = "arquitetura"
@@ -24,18 +22,8 @@ IMPOSTOR = Endpoint("prometheus", "default", {"app.kubernetes.io/name": "prometh
 Port = tuple[int, str, str | None]
 
 
-def script() -> ModuleType:
-    """scripts/render_k8s_monitoring.py, imported (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("render_k8s_monitoring", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_committed_manifests_are_the_scripts_output() -> None:
-    generated = script().rendered()
+    generated = script("render_k8s_monitoring").rendered()
     assert {path.name for path in generated} == {"servicemonitor.yaml", "prometheusrule.yaml"}
     for path, text in generated.items():
         fix = f".venv/bin/python {SCRIPT.relative_to(REPO)}"

@@ -1,5 +1,6 @@
 """The offline validators the deployment tests drive, and where each one comes from."""
 
+import importlib.util
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,6 +27,16 @@ def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is not installed (CI=true: a missing tool is a failure)")
     pytest.skip(f"{what} is not installed")
+
+
+def script(name: str) -> ModuleType:
+    """scripts/<name>.py, imported (a script, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def venv_tool(name: str) -> str:
