@@ -1,12 +1,16 @@
 """Per-user limits, client addresses, CORS, body limits, gzip and docs, in-process."""
 
+import asyncio
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_gateway.edge import GzipWhenAccepted, gzipped
 from fastapi.testclient import TestClient
 from gateway_apps import login, running_gateway
+from starlette.types import Message, Receive, Scope, Send
+from svc_common.serving.lane import RawAnswer
 
 from conftest import TokenFactory
 
@@ -181,3 +185,44 @@ def test_without_the_servers_the_schema_still_lists_the_gateway_routes(gateway: 
         ]
         == "token"
     )
+
+
+def both_paths_gzip(etag: bytes, body: bytes) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """The headers of one answer gzipped as the lane does it (gzipped()) and as the ASGI path
+    does (GzipWhenAccepted), for a client that accepts gzip."""
+    start_headers = [(b"content-type", b"application/json"), (b"etag", etag)]
+    request_headers = [(b"accept-encoding", b"gzip")]
+    lane = asyncio.run(
+        gzipped(RawAnswer(200, list(start_headers), body), request_headers, min_size=1024)
+    )
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": start_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def capture(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "headers": request_headers}
+    asyncio.run(GzipWhenAccepted(app, min_size=1024)(scope, receive, capture))
+    return dict(lane.raw_headers), dict(sent[0]["headers"])
+
+
+@pytest.mark.parametrize(
+    ("etag", "size", "sent"),
+    [
+        (b'"7.2"', 4096, b'"7.2-gzip"'),  # gzipped: another representation, another tag
+        (b'W/"page"', 4096, b'W/"page"'),  # a weak tag already covers the gzip form
+        (b'"7.2"', 100, b'"7.2"'),  # under GZIP_MIN_BYTES: sent as it is, under its own tag
+    ],
+)
+def test_a_gzipped_answer_s_strong_etag_takes_its_gzip_form_alike_on_both_paths(
+    etag: bytes, size: int, sent: bytes
+) -> None:
+    lane, asgi = both_paths_gzip(etag, b"x" * size)
+    assert lane[b"etag"] == asgi[b"etag"] == sent
+    assert lane.get(b"content-encoding") == asgi.get(b"content-encoding")

@@ -510,6 +510,31 @@ def test_if_none_match_on_the_current_etag_is_304_alike_on_both_paths(
     assert answer.raw == b""
 
 
+def test_a_gzipped_item_has_a_tag_of_its_own_that_conditions_still_match_alike_on_both_paths(
+    both: Both,
+) -> None:
+    """An item over GZIP_MIN_BYTES read with gzip: its strong ETag in the gzip form, which
+    If-None-Match (304, naming that form) and If-Match (the update goes through) accept."""
+    big = {"nome": "Parity big item", "descricao": "€" * 500, "preco": 1}  # 1,500 bytes
+    created, _ = both.same("POST", "/itens", status=201, headers=both.auth, json=big)
+    path = f"/itens/{created.json()['data']['id']}"
+    plain, _ = both.same("GET", path, status=200, headers=both.auth)
+    tag = plain.header("etag")
+    assert tag is not None
+    assert not tag.startswith("W/")
+    packed, _ = both.same("GET", path, status=200, headers=both.auth | {"Accept-Encoding": "gzip"})
+    assert packed.header("content-encoding") == "gzip"
+    gzip_tag = packed.header("etag")
+    assert gzip_tag == tag[:-1] + '-gzip"'
+    unchanged, _ = both.same(
+        "GET", path, status=304, headers=both.auth | {"If-None-Match": gzip_tag}
+    )
+    assert unchanged.header("etag") == gzip_tag
+    update = big | {"preco": 2}
+    both.same("PUT", path, status=200, headers=both.auth | {"If-Match": gzip_tag}, json=update)
+    both.same("PUT", path, status=412, headers=both.auth | {"If-Match": gzip_tag}, json=update)
+
+
 def test_a_sent_x_request_id_is_echoed_alike_on_both_paths(both: Both, items: list[int]) -> None:
     """An X-Request-ID the client sends comes back unchanged."""
     request_id = f"parity-{secrets.token_hex(8)}"

@@ -1,7 +1,8 @@
 """What faces browsers at the edge: CORS from CORS_ORIGINS, and gzip for large answers.
 
 gzip is Starlette's GZipMiddleware on both paths: the lane runs a whole answer through it in
-memory (gzipped()), so the two cannot disagree on what is compressed or how it is labelled.
+memory (gzipped()), so the two cannot disagree on what is compressed or how it is labelled. A
+gzipped answer's strong ETag becomes its gzip form (svc_common.entity_tags), on both paths.
 """
 
 from starlette.datastructures import Headers
@@ -9,6 +10,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from svc_common.entity_tags import gzip_form
 from svc_common.envelope import error_response
 from svc_common.serving.lane import Answer, RawAnswer
 
@@ -65,6 +67,25 @@ def accepts_gzip(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name == b"accept-encoding" and b"gzip" in value for name, value in headers)
 
 
+def gzip_tagged(send: Send) -> Send:
+    """send, with a gzipped answer's ETag in its gzip form: the gzip body is another
+    representation, which a strong tag must tell apart."""
+
+    async def tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message["headers"]
+            if any(n.lower() == b"content-encoding" and v == b"gzip" for n, v in headers):
+                message["headers"] = [
+                    (n, gzip_form(v.decode("latin-1")).encode("latin-1"))
+                    if n.lower() == b"etag"
+                    else (n, v)
+                    for n, v in headers
+                ]
+        await send(message)
+
+    return tagged
+
+
 class GzipWhenAccepted:
     """Compress answers over min_size for clients that ask; everyone else skips the wrapper."""
 
@@ -74,7 +95,7 @@ class GzipWhenAccepted:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and accepts_gzip(scope["headers"]):
-            await self.gzip(scope, receive, send)
+            await self.gzip(scope, receive, gzip_tagged(send))
             return
         await self.app(scope, receive, send)
 
@@ -103,7 +124,7 @@ async def gzipped(
 
     scope = {"type": "http", "method": "GET", "headers": request_headers}
     await GZipMiddleware(app, minimum_size=min_size, compresslevel=GZIP_LEVEL)(
-        scope, receive, capture
+        scope, receive, gzip_tagged(capture)
     )
     start, body = sent
     return RawAnswer(start["status"], list(start["headers"]), body["body"])

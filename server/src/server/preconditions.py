@@ -3,6 +3,7 @@
 import re
 
 from fastapi import HTTPException, status
+from svc_common.entity_tags import gzip_form, identity_opaque
 
 _ENTITY_TAG = re.compile(r'(W/)?"([^"]*)"')
 
@@ -16,14 +17,21 @@ def _tags(header: str) -> list[tuple[bool, str]]:
     return [(bool(weak), opaque) for weak, opaque in _ENTITY_TAG.findall(header)]
 
 
-def not_modified(header: str | None, current: str) -> bool:
-    """True when If-None-Match names the current tag (weak comparison): answer 304."""
+def not_modified(header: str | None, current: str) -> str | None:
+    """The ETag of a 304 when If-None-Match names the current representation (weak
+    comparison): current, or its gzip form when that is the one the client holds (the
+    gateway's, svc_common.entity_tags); None when the answer goes in full."""
     if header is None:
-        return False
+        return None
     if header.strip() == "*":
-        return True
+        return current
     (_, tag), *_ = _tags(current)
-    return any(opaque == tag for _, opaque in _tags(header))
+    for _, opaque in _tags(header):
+        if opaque == tag:
+            return current
+        if identity_opaque(opaque) == tag:
+            return gzip_form(current)
+    return None
 
 
 def precondition_failed(item_id: int, *, current: str | None = None) -> HTTPException:
@@ -42,6 +50,8 @@ def versions_named(if_match: str | None, *, item_id: int) -> frozenset[int] | No
         return None
     prefix = f"{item_id}."
     tags = _tags(if_match)
-    named = (tag[len(prefix) :] for weak, tag in tags if not weak and tag.startswith(prefix))
+    # The gzip form of a tag (svc_common.entity_tags) names the same version.
+    strong = (identity_opaque(tag) for weak, tag in tags if not weak)
+    named = (tag[len(prefix) :] for tag in strong if tag.startswith(prefix))
     # A version the column cannot hold can only fail to match: left out, not sent to SQL.
     return frozenset(int(v) for v in named if v.isascii() and v.isdigit() and len(v) <= 9)

@@ -34,8 +34,9 @@ def item_response(item_id: int, cached: bytes | None, if_none_match: str | None)
         return error_response(404, f"Item {item_id} not found")
     item = orjson.loads(cached)
     tag = etag(item_id, item["version"])
-    if not_modified(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})
+    held = not_modified(if_none_match, tag)
+    if held is not None:
+        return Response(status_code=304, headers={"ETag": held})
     body = {"status": "success", "data": item, "message": None}
     return EnvelopeResponse(body, headers={"ETag": tag})
 
@@ -74,6 +75,7 @@ async def read_page(
         query.key(), query.filter_key(), lambda total: load_page(sessions, query, total)
     )
     page = Page.decode(stored)
-    if not_modified(if_none_match, page.etag):
-        return Response(status_code=304, headers={"ETag": page.etag})
+    held = not_modified(if_none_match, page.etag)
+    if held is not None:
+        return Response(status_code=304, headers={"ETag": held})
     return Response(page.body, media_type="application/json", headers=page.headers())
