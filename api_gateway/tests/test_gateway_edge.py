@@ -72,6 +72,15 @@ def test_forged_tokens_spend_the_callers_address_quota_not_the_victims(
     )
 
 
+def test_an_ipv6_client_moving_through_its_64_spends_one_address_quota(
+    gateway: TestClient,
+) -> None:
+    for n in range(1, 5):
+        assert gateway.get("/docs", headers=from_ip(f"2001:db8:7:7::{n}")).status_code == 200
+    assert gateway.get("/docs", headers=from_ip("2001:db8:7:7:ffff::5")).status_code == 429
+    assert gateway.get("/docs", headers=from_ip("2001:db8:7:8::1")).status_code == 200
+
+
 def test_health_and_metrics_are_never_throttled(gateway: TestClient) -> None:
     scraper = from_ip("198.51.100.5", Authorization=f"Bearer {METRICS_TOKEN}")
     for _ in range(6):

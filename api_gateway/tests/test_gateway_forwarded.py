@@ -3,7 +3,7 @@
 from ipaddress import ip_network
 
 import pytest
-from api_gateway.forwarded import client_ip
+from api_gateway.forwarded import client_ip, limited_address
 
 PROXIES = (ip_network("10.0.0.0/8"), ip_network("::1/128"))
 
@@ -46,3 +46,18 @@ def test_all_hops_trusted_gives_the_leftmost() -> None:
 
 def test_ipv6_addresses_are_normalised() -> None:
     assert client_ip(scope("::1", "2001:DB8::0001"), PROXIES) == "2001:db8::1"
+
+
+@pytest.mark.parametrize(
+    ("client", "counted"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),  # the same host, another privacy address
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_a_rate_limit_counts_an_ipv6_client_by_its_64(client: str, counted: str) -> None:
+    assert limited_address(client) == counted

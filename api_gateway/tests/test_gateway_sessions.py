@@ -116,6 +116,18 @@ def test_login_brute_force_is_stopped_per_ip_and_username(gateway: TestClient) -
     )
 
 
+def test_login_guesses_from_one_ipv6_64_share_one_counter(tmp_path: Path) -> None:
+    with running_gateway(tmp_path, login_rate_limit="3/hour", trusted_proxies="127.0.0.1") as gw:
+        wrong = {"username": "admin", "password": "guess"}
+        for n in range(1, 4):
+            sent_from = {"X-Forwarded-For": f"2001:db8:5:5::{n}"}
+            assert gw.post("/login", json=wrong, headers=sent_from).status_code == 401
+        sent_from = {"X-Forwarded-For": "2001:db8:5:5:abcd::9"}
+        assert gw.post("/login", json=wrong, headers=sent_from).status_code == 429
+        elsewhere = {"X-Forwarded-For": "2001:db8:5:6::1"}
+        assert gw.post("/login", json=wrong, headers=elsewhere).status_code == 401
+
+
 def test_a_successful_login_clears_earlier_failures(gateway: TestClient) -> None:
     for _ in range(2):
         gateway.post("/login", json={"username": "user", "password": "nope"})

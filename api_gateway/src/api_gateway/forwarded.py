@@ -1,13 +1,18 @@
-"""The client's address: the peer, or X-Forwarded-For when the peer is a trusted proxy."""
+"""The client's address: the peer, or X-Forwarded-For when the peer is a trusted proxy; and the
+part of it a rate limit counts."""
 
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 
 from starlette.types import Scope
 
 from api_gateway.config import Network
 
 Address = IPv4Address | IPv6Address
+# An IPv6 host is handed a whole /64 (SLAAC, privacy addresses) and may send from any address
+# of it: limits keyed on the address alone would give it 2^64 quotas, and as many password
+# guesses a minute.
+IPV6_LIMIT_PREFIX = 64
 
 
 @lru_cache(maxsize=4096)
@@ -52,3 +57,15 @@ def client_ip(scope: Scope, proxies: tuple[Network, ...]) -> str:
         if not _trusted(address, proxies):
             return current
     return current
+
+
+@lru_cache(maxsize=4096)
+def limited_address(client: str) -> str:
+    """What a per-address rate limit counts: an IPv4 address as it is, an IPv6 one as the /64
+    it belongs to (an IPv4-mapped one as its IPv4 address)."""
+    address = _parse(client)
+    if not isinstance(address, IPv6Address):
+        return client
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(IPv6Network((int(address), IPV6_LIMIT_PREFIX), strict=False))

@@ -28,6 +28,7 @@ from svc_common.envelope import error_response
 from svc_common.redis_lost import REDIS_LOST
 
 from api_gateway.counters import SyncedCounters
+from api_gateway.forwarded import limited_address
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,12 @@ DECIDED = "rate_limit_decision"
 
 
 def caller_key(principal: Principal | None, client_ip: str) -> str:
-    """Whose quota a request spends: `user:<name>` for a verified token, else `ip:<address>`,
-    so forged tokens cannot spend somebody else's quota."""
-    return "user:" + principal.username if principal is not None else "ip:" + client_ip
+    """Whose quota a request spends: `user:<name>` for a verified token, else `ip:<address>`
+    (an IPv6 client's /64: forwarded.limited_address), so forged tokens cannot spend somebody
+    else's quota."""
+    if principal is not None:
+        return "user:" + principal.username
+    return "ip:" + limited_address(client_ip)
 
 
 def limited(decision: Decision) -> Response:

@@ -10,7 +10,7 @@ from svc_common.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope
 from api_gateway import sessions, users
 from api_gateway.auth import TokenPair, issue_tokens
 from api_gateway.deps import CurrentUser, LimiterDep, SettingsDep, VerifierDep
-from api_gateway.forwarded import client_ip
+from api_gateway.forwarded import client_ip, limited_address
 from api_gateway.models import User
 from api_gateway.ratelimit import RateLimiter
 from api_gateway.schemas import (
@@ -56,8 +56,10 @@ async def _login(
     limiter: LimiterDep,
     credentials: Credentials | PasswordGrant,
 ) -> tuple[User, TokenPair]:
-    """Check a password under LOGIN_RATE_LIMIT (per client IP and username)."""
-    key = f"{client_ip(request.scope, settings.proxy_networks)}|{credentials.username}"
+    """Check a password under LOGIN_RATE_LIMIT (per client address, an IPv6 one by its /64, and
+    username)."""
+    client = limited_address(client_ip(request.scope, settings.proxy_networks))
+    key = f"{client}|{credentials.username}"
     await _attempt(limiter, key)
     user = await users.authenticate(
         session, username=credentials.username, password=credentials.password
