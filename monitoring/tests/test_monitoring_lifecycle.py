@@ -19,7 +19,7 @@ def settings(**overrides: Any) -> MonitorSettings:
 Sent = list[tuple[str, str, float | None, float | None]]
 
 
-def make(**overrides: Any) -> tuple[Poller, AlertEngine, Sent]:
+def make(repeat_interval: float = 0, **overrides: Any) -> tuple[Poller, AlertEngine, Sent]:
     """A poller that never polls, its engine, and what the engine notified, as it was then."""
     conf = settings(**overrides)
     poller = Poller(conf)
@@ -30,7 +30,7 @@ def make(**overrides: Any) -> tuple[Poller, AlertEngine, Sent]:
     def notify(alert: Alert) -> None:
         sent.append((alert.name, alert.state, alert.fired_at, alert.resolved_at))
 
-    engine = AlertEngine(default_rules(conf), notify=notify)
+    engine = AlertEngine(default_rules(conf), notify=notify, repeat_interval=repeat_interval)
     return poller, engine, sent
 
 
@@ -86,6 +86,30 @@ def test_a_blip_shorter_than_for_never_fires_or_notifies() -> None:
     engine.evaluate(poller, now=2)
     assert sent == []
     assert [e["to"] for e in engine.history] == ["pending", "inactive"]
+
+
+def test_an_alert_still_firing_is_notified_again_every_repeat_interval_until_it_resolves() -> None:
+    poller, engine, sent = make(repeat_interval=60, alert_down_for=0)
+    only(poller, "server").up = False
+    for now in (100, 130, 159, 160, 200, 220):
+        engine.evaluate(poller, now=now)
+    only(poller, "server").up = True
+    engine.evaluate(poller, now=230)
+    assert sent == [
+        ("ServiceDown", "firing", 100, None),
+        ("ServiceDown", "firing", 100, None),  # at 160, the same alert (same startsAt)
+        ("ServiceDown", "firing", 100, None),  # at 220
+        ("ServiceDown", "resolved", 100, 230),
+    ]
+    assert [e["to"] for e in engine.history] == ["pending", "firing", "resolved"]
+
+
+def test_without_a_repeat_interval_a_firing_alert_is_notified_once() -> None:
+    poller, engine, sent = make(alert_down_for=0)
+    only(poller, "server").up = False
+    for now in (100, 10_000, 100_000):
+        engine.evaluate(poller, now=now)
+    assert sent == [("ServiceDown", "firing", 100, None)]
 
 
 def test_unknown_services_are_not_down() -> None:

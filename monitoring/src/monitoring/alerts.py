@@ -46,6 +46,7 @@ class Alert:
     state: str = "pending"
     fired_at: float | None = None
     resolved_at: float | None = None
+    notified_at: float | None = None
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -78,16 +79,22 @@ class AlertEngine:
         *,
         history: int = 500,
         notify: Callable[[Alert], None] | None = None,
+        repeat_interval: float = 0,
     ) -> None:
         self.rules = rules
         self.active: dict[str, Alert] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=history)
         self.notify = notify
+        # Alertmanager's repeat_interval: a firing alert is notified again this often (0: never),
+        # so one lost or overlooked notification does not hide an outage that goes on.
+        self.repeat_interval = repeat_interval
 
     def evaluate(self, poller: Poller, now: float | None = None) -> list[Alert]:
-        """Run every rule once; returns the alerts that started firing or resolved."""
+        """Run every rule once; returns the alerts that started firing or resolved (and
+        notifies those, and the firing ones due again)."""
         now = time.time() if now is None else now
         changed: list[Alert] = []
+        again: list[Alert] = []
         for rule in self.rules:
             seen: set[str] = set()
             for condition in rule.check(poller):
@@ -97,6 +104,8 @@ class AlertEngine:
                     self._move(alert, "firing", now)
                     alert.fired_at = now
                     changed.append(alert)
+                elif alert.state == "firing" and self._due_again(alert, now):
+                    again.append(alert)
             for key, alert in list(self.active.items()):
                 if alert.name != rule.name or key in seen:
                     continue
@@ -108,10 +117,15 @@ class AlertEngine:
                 else:
                     # Cleared before its `for` ran out: never fired, nothing to resolve.
                     self._move(alert, "inactive", now)
-        if self.notify is not None:
-            for alert in changed:
+        for alert in changed + again:
+            alert.notified_at = now
+            if self.notify is not None:
                 self.notify(alert)
         return changed
+
+    def _due_again(self, alert: Alert, now: float) -> bool:
+        last = alert.notified_at
+        return self.repeat_interval > 0 and last is not None and now - last >= self.repeat_interval
 
     def _observe(self, rule: Rule, condition: Condition, now: float) -> Alert:
         key = fingerprint(rule.name, condition.labels)

@@ -55,6 +55,11 @@ class MonitorSettings(ServiceSettings):
     alert_webhook_retries: int = Field(default=3, ge=0)
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
     alert_webhook_backoff: float = Field(default=0.5, gt=0, description="First retry delay, s")
+    alert_repeat_interval: float = Field(
+        default=4 * 3600,
+        ge=0,
+        description="A firing alert is notified again this often, s (0: never)",
+    )
     external_url: str = Field(default="", description="Base URL of this monitor in alert links")
 
     @field_validator("monitor_targets", mode="before")

@@ -32,7 +32,12 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
         if settings.alert_webhook_url
         else None
     )
-    engine = AlertEngine(default_rules(settings), history=settings.alert_history, notify=notifier)
+    engine = AlertEngine(
+        default_rules(settings),
+        history=settings.alert_history,
+        notify=notifier,
+        repeat_interval=settings.alert_repeat_interval,
+    )
     poller.after_cycle.append(lambda: engine.evaluate(poller))
 
     @asynccontextmanager
