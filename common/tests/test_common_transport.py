@@ -9,15 +9,8 @@ from unittest import mock
 
 import orjson
 import pytest
-from svc_common.logging import (
-    Entry,
-    JsonFormatter,
-    LineFormatter,
-    LoopBatchedHandler,
-    TextFormatter,
-    _ContextFilter,
-    request_id_var,
-)
+from svc_common.log_lines import Entry, JsonFormatter, LineFormatter, TextFormatter
+from svc_common.logging import LoopBatchedHandler, _ContextFilter, request_id_var
 from svc_common.serving.transport import CoalescingTransport
 
 
