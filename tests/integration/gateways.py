@@ -143,6 +143,12 @@ class _FakeHandler(socketserver.BaseRequestHandler):
                 pass
 
 
+def unique_client() -> str:
+    """A documentation-range IPv6 client address no other test uses: in a /64 of its own, as
+    the gateway's per-address limits count an IPv6 client by its /64."""
+    return f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::1"
+
+
 def bearer(token: str) -> dict[str, str]:
     """An Authorization header."""
     return {"Authorization": f"Bearer {token}"}

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import OUTPUT
-from tests.integration.gateways import FakeBalancer, bearer, gateways
+from tests.integration.gateways import FakeBalancer, bearer, gateways, unique_client
 
 ORIGIN = "https://app.example.com"
 
@@ -32,11 +32,6 @@ def edge() -> Iterator[str]:
         yield gateway.url("api_gateway")
 
 
-def client_address() -> str:
-    """A documentation-range IPv6 address no other test uses."""
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
-
-
 def via(address: str, **headers: str) -> dict[str, str]:
     """Headers of a request our trusted proxy relays for `address`."""
     return {"X-Forwarded-For": address, **headers}
@@ -45,7 +40,7 @@ def via(address: str, **headers: str) -> dict[str, str]:
 def fresh_window(edge: str) -> None:
     """Wait out the last seconds of the hour, so the burst a test sends fits in one window."""
     seconds_left = int(
-        httpx.get(f"{edge}/docs", headers=via(client_address()))
+        httpx.get(f"{edge}/docs", headers=via(unique_client()))
         .headers["ratelimit"]
         .rsplit("t=", 1)[1]
     )
@@ -64,14 +59,14 @@ def register(edge: str, address: str) -> tuple[str, str]:
 
 def test_each_user_gets_the_limit_with_ietf_and_x_headers(edge: str) -> None:
     fresh_window(edge)
-    name, password = register(edge, client_address())
+    name, password = register(edge, unique_client())
     login = httpx.post(
         f"{edge}/login",
         json={"username": name, "password": password},
-        headers=via(client_address()),
+        headers=via(unique_client()),
     )
     auth = bearer(login.json()["data"]["access_token"])
-    answers = [httpx.get(f"{edge}/me", headers=via(client_address(), **auth)) for _ in range(5)]
+    answers = [httpx.get(f"{edge}/me", headers=via(unique_client(), **auth)) for _ in range(5)]
     assert [a.status_code for a in answers] == [200] * 5
     assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["4", "3", "2", "1", "0"]
     first = answers[0].headers
@@ -79,23 +74,21 @@ def test_each_user_gets_the_limit_with_ietf_and_x_headers(edge: str) -> None:
     assert first["ratelimit"].startswith('"default";r=4;t=')
     assert first["x-ratelimit-limit"] == "5"
     assert int(first["x-ratelimit-reset"]) > time.time()
-    refused = httpx.get(f"{edge}/me", headers=via(client_address(), **auth))
+    refused = httpx.get(f"{edge}/me", headers=via(unique_client(), **auth))
     assert refused.status_code == 429
     assert refused.json() == {"status": "error", "data": None, "message": "Rate limit exceeded"}
     assert 1 <= int(refused.headers["retry-after"]) <= 3600
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert refused.headers["x-request-id"]
     # Forwarded routes count against the same quota.
-    assert httpx.get(f"{edge}/itens", headers=via(client_address(), **auth)).status_code == 429
+    assert httpx.get(f"{edge}/itens", headers=via(unique_client(), **auth)).status_code == 429
     # Somebody else is not affected.
     other = token_for_edge(edge)
-    assert (
-        httpx.get(f"{edge}/me", headers=via(client_address(), **bearer(other))).status_code == 200
-    )
+    assert httpx.get(f"{edge}/me", headers=via(unique_client(), **bearer(other))).status_code == 200
 
 
 def token_for_edge(edge: str) -> str:
-    address = client_address()
+    address = unique_client()
     name, password = register(edge, address)
     response = httpx.post(
         f"{edge}/login", json={"username": name, "password": password}, headers=via(address)
@@ -105,15 +98,15 @@ def token_for_edge(edge: str) -> str:
 
 def test_anonymous_clients_are_limited_per_address(edge: str) -> None:
     fresh_window(edge)
-    address = client_address()
+    address = unique_client()
     codes = [httpx.get(f"{edge}/docs", headers=via(address)).status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
-    assert httpx.get(f"{edge}/docs", headers=via(client_address())).status_code == 200
+    assert httpx.get(f"{edge}/docs", headers=via(unique_client())).status_code == 200
 
 
 def test_login_brute_force_is_locked_out_per_address_and_username(edge: str) -> None:
     fresh_window(edge)
-    address = client_address()
+    address = unique_client()
     name, password = register(edge, address)
     wrong = {"username": name, "password": "not-the-password"}
     codes = [
@@ -135,7 +128,7 @@ def test_login_brute_force_is_locked_out_per_address_and_username(edge: str) -> 
     elsewhere = httpx.post(
         f"{edge}/login",
         json={"username": name, "password": password},
-        headers=via(client_address()),
+        headers=via(unique_client()),
     )
     assert elsewhere.status_code == 200
 
@@ -156,7 +149,7 @@ def test_cors_preflights_and_answers_follow_the_allow_list(edge: str) -> None:
     assert denied.status_code == 400
     assert denied.json()["status"] == "error"
     assert "access-control-allow-origin" not in denied.headers
-    answer = httpx.get(f"{edge}/itens", headers={"Origin": ORIGIN, **via(client_address())})
+    answer = httpx.get(f"{edge}/itens", headers={"Origin": ORIGIN, **via(unique_client())})
     assert answer.status_code == 401
     assert answer.headers["access-control-allow-origin"] == ORIGIN
     assert "ratelimit" in answer.headers["access-control-expose-headers"].lower()
@@ -165,11 +158,11 @@ def test_cors_preflights_and_answers_follow_the_allow_list(edge: str) -> None:
 def test_a_silent_balancer_is_a_504_and_a_broken_one_a_502(edge: str) -> None:
     auth = bearer(token_for_edge(edge))
     started = time.monotonic()
-    slow = httpx.get(f"{edge}/itens/slow", headers=via(client_address(), **auth), timeout=10)
+    slow = httpx.get(f"{edge}/itens/slow", headers=via(unique_client(), **auth), timeout=10)
     assert slow.status_code == 504
     assert slow.json() == {"status": "error", "data": None, "message": "Upstream timed out"}
     assert time.monotonic() - started < 5  # UPSTREAM_TIMEOUT=1, with margin
-    broken = httpx.get(f"{edge}/itens/garbage", headers=via(client_address(), **auth))
+    broken = httpx.get(f"{edge}/itens/garbage", headers=via(unique_client(), **auth))
     assert broken.status_code == 502
     assert broken.json()["status"] == "error"
 
@@ -180,7 +173,7 @@ def test_bodies_over_max_body_bytes_are_413(edge: str) -> None:
         response = httpx.post(
             f"{edge}{path}",
             content=b"{" + b" " * 5000 + b"}",
-            headers=via(client_address(), **auth),
+            headers=via(unique_client(), **auth),
         )
         assert response.status_code == 413, path
         assert response.json()["status"] == "error"

@@ -9,7 +9,13 @@ import pytest
 import redis
 
 from tests.integration.conftest import OUTPUT, require_installed
-from tests.integration.gateways import PrivateRedis, bearer, gateways, running_redis_server
+from tests.integration.gateways import (
+    PrivateRedis,
+    bearer,
+    gateways,
+    running_redis_server,
+    unique_client,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +46,7 @@ def replicas(private_redis: PrivateRedis) -> Iterator[tuple[str, str]]:
 
 def anywhere() -> dict[str, str]:
     """X-Forwarded-For naming a client address no other request uses."""
-    return {"X-Forwarded-For": f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"}
+    return {"X-Forwarded-For": unique_client()}
 
 
 def call(
