@@ -51,6 +51,10 @@ ASGI_CYCLE_INTERNALS = ("response_started", "response_complete", "disconnected",
 CYCLE_INTERNALS = ("disconnected", "keep_alive", "message_event", "more_body", "response_complete")
 # Lane answers a connection may have pending; more pipelined requests wait their turn.
 MAX_PIPELINED = 32
+# After SIGTERM an idle kept-alive connection stays open this long (Envoy's drain, briefly): a
+# client that sends on it meanwhile gets its answer with Connection: close and moves on, where
+# a close at once would race its request. Busy connections end after their answer, as before.
+IDLE_DRAIN_SECONDS = 1.0
 
 
 class _NoEvent:
@@ -87,7 +91,8 @@ class _LaneCycle:
         self.started = time.perf_counter()
         self.data: bytes | None = None  # the encoded answer, once ready
         self.asgi: RequestResponseCycle | None = None  # handed to the ASGI app after all
-        self.keep_alive = protocol.parser.should_keep_alive()  # uvicorn clears it on shutdown
+        # uvicorn clears it on shutdown; a request that arrives while draining is the last.
+        self.keep_alive = protocol.parser.should_keep_alive() and not protocol.draining
         self.response_complete = False
         self.disconnected = False
         self.more_body = False
@@ -141,6 +146,7 @@ class LaneProtocol(HttpToolsProtocol):
     max_connections = 10_000
     _refused_at = 0.0  # when a connection over the cap was last logged
     _partial = False  # part of a request has come in, not all of it
+    draining = False  # the server is stopping: every answer from now on ends the connection
 
     @classmethod
     def configured(cls, *, read_timeout: float, max_connections: int) -> type["LaneProtocol"]:
@@ -192,9 +198,23 @@ class LaneProtocol(HttpToolsProtocol):
             cycle.message_event.set()
 
     def shutdown(self) -> None:
-        """uvicorn's (the server is stopping); /readyz answers 503 from now on."""
+        """uvicorn's (the server is stopping), but an idle connection gets IDLE_DRAIN_SECONDS
+        to carry one more request; /readyz answers 503 from now on."""
         mark_draining()
-        super().shutdown()
+        self.draining = True
+        if self._busy():
+            super().shutdown()  # its answer says Connection: close and ends it
+            return
+        self._idle.cancel()
+        self.loop.call_later(IDLE_DRAIN_SECONDS, self._drained)
+
+    def _busy(self) -> bool:
+        return bool(self._slots) or (self.cycle is not None and not self.cycle.response_complete)
+
+    def _drained(self) -> None:
+        """The drain is over: an idle connection closes (a busy one ends after its answer)."""
+        if not self._busy():
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are not HTTP, in the envelope every other 4xx has."""
@@ -268,6 +288,8 @@ class LaneProtocol(HttpToolsProtocol):
             self._reading.start()  # a body, if one follows, must start coming in time
             self._build_scope()
             super().on_headers_complete()  # queues behind pending lane answers, if any
+            if self.draining:  # the last request of a draining connection
+                self.cycle.keep_alive = False
             return
         request.hop = trace_start("GET", request.path, request.route, *request.trace_context)
         cycle = _LaneCycle(self, lane, request)
