@@ -4,6 +4,7 @@ Connection: close, on the lane and on the ASGI path alike; one left idle closes 
 drain, and the process exits."""
 
 import asyncio
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ SLACK = 3.0
 @pytest.fixture
 def gateway(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A gateway of this test's own (it is stopped), with no balancer behind it."""
-    with gateways(OUTPUT / f"gateway-drain-{request.node.name[:40]}") as (one,):
+    # The case's own directory (its logs are kept): the parametrized ids tell the cases apart.
+    case = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name.removeprefix("test_")).strip("-")
+    with gateways(OUTPUT / f"gateway-drain-{case}") as (one,):
         yield one
 
 
